@@ -1,0 +1,145 @@
+"""The Gaussian scene container that travels from prediction to rendering and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from .linalg import covariances_from_quats_scales
+
+__all__ = ["Gaussians"]
+
+
+@dataclass
+class Gaussians:
+    """A batch of B Gaussian scenes with N splats each, in SHARP's metric camera frame.
+
+    Coordinates follow OpenCV (x right, y down, z forward, metres); the source camera sits at the
+    origin looking down +z. Splats keep the reference order (layer, row, column).
+
+    Fields:
+        means: (B, N, 3) centres in metres.
+        scales: (B, N, 3) standard deviations along the principal axes (linear, not log).
+        quats: (B, N, 4) unit rotations (w, x, y, z).
+        colors: (B, N, 3) linear RGB in [0, 1].
+        opacities: (B, N) in [0, 1].
+        focal_px: one focal length in pixels per scene (of the source image).
+        image_size: one (width, height) in pixels per scene (of the source image).
+        depth: optional (B, H, W) metric depth map of the source view (first layer), for a depth
+            output downstream; None when the scene did not come from `predict`.
+    """
+
+    means: torch.Tensor
+    scales: torch.Tensor
+    quats: torch.Tensor
+    colors: torch.Tensor
+    opacities: torch.Tensor
+    focal_px: list[float]
+    image_size: list[tuple[int, int]]
+    depth: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.means.dim() == 2:  # accept a single scene given as (N, ...)
+            self.means, self.scales, self.quats, self.colors = (
+                t.unsqueeze(0) for t in (self.means, self.scales, self.quats, self.colors)
+            )
+            self.opacities = self.opacities.reshape(1, -1)
+        b, n = self.means.shape[:2]
+        expected = {
+            "means": (b, n, 3), "scales": (b, n, 3), "quats": (b, n, 4),
+            "colors": (b, n, 3), "opacities": (b, n),
+        }
+        for name, shape in expected.items():
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise ValueError(f"Gaussians.{name} has shape {got}, expected {shape}.")
+        self.focal_px = [float(f) for f in _as_list(self.focal_px, b, "focal_px")]
+        self.image_size = [
+            (int(w), int(h)) for w, h in _as_list(self.image_size, b, "image_size", pair=True)
+        ]
+
+    # -- shape -------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    # -- conversions ---------------------------------------------------------------------------
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
+        """Move (and optionally cast floating fields) without touching the metadata."""
+        return self._map(lambda t: t.to(device=device, dtype=dtype))
+
+    def __getitem__(self, index: int) -> Gaussians:
+        """Scene `index` as a batch of one."""
+        if not -self.batch_size <= index < self.batch_size:
+            raise IndexError(f"scene {index} out of range for a batch of {self.batch_size}")
+        index = index % self.batch_size
+        sl = slice(index, index + 1)
+        return Gaussians(
+            means=self.means[sl], scales=self.scales[sl], quats=self.quats[sl],
+            colors=self.colors[sl], opacities=self.opacities[sl],
+            focal_px=[self.focal_px[index]], image_size=[self.image_size[index]],
+            depth=None if self.depth is None else self.depth[sl],
+        )
+
+    def scenes(self) -> list[Gaussians]:
+        return [self[i] for i in range(self.batch_size)]
+
+    def select(self, index: torch.Tensor) -> Gaussians:
+        """Keep the splats picked by `index` along N: a bool mask (N,) or integer indices (K,).
+
+        The same selection applies to every scene of the batch; select per scene after `[i]`
+        when scenes need different subsets.
+        """
+        if index.dtype == torch.bool:
+            if index.shape != (self.num_gaussians,):
+                raise ValueError(f"mask has shape {tuple(index.shape)}, expected ({self.num_gaussians},)")
+            index = index.nonzero().squeeze(1)
+        index = index.to(self.device)
+        return replace(
+            self,
+            means=self.means[:, index], scales=self.scales[:, index], quats=self.quats[:, index],
+            colors=self.colors[:, index], opacities=self.opacities[:, index],
+        )
+
+    def covariances(self) -> torch.Tensor:
+        """(B, N, 3, 3) world-space covariance matrices R diag(s^2) R^T."""
+        return covariances_from_quats_scales(self.quats, self.scales)
+
+    def _map(self, fn) -> Gaussians:
+        return replace(
+            self,
+            means=fn(self.means), scales=fn(self.scales), quats=fn(self.quats),
+            colors=fn(self.colors), opacities=fn(self.opacities),
+            depth=None if self.depth is None else fn(self.depth),
+        )
+
+
+def _as_list(value, batch: int, name: str, pair: bool = False) -> list:
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if pair and isinstance(value, tuple) and len(value) == 2 and not isinstance(value[0], (tuple, list)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    value = list(value)
+    if len(value) == 1 and batch > 1:
+        value = value * batch
+    if len(value) != batch:
+        raise ValueError(f"Gaussians.{name} has {len(value)} entries for a batch of {batch}.")
+    return value
