@@ -96,17 +96,17 @@ def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussi
     pixels = image.to(device=model.device, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
     resized = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=True)
     disparity_factor = torch.tensor([focal / w], device=model.device, dtype=torch.float32)
-    ndc, disparity = model(resized.to(model.dtype), disparity_factor.to(model.dtype))
+    ndc, disparity = model(resized, disparity_factor)
     del resized
 
-    depth = disparity_factor / disparity[:, :1].float().clamp(min=1e-4, max=1e4)
+    depth = disparity_factor / disparity[:, :1].clamp(min=1e-4, max=1e4)
     depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=True)[:, 0]
     # NDC (x z, y z, z) -> metres: x and y scale by W / (2 f) and H / (2 f), the inverse of SHARP's
     # pixel-to-NDC intrinsics at 1536 px; the map is diagonal, so covariances transform cheaply.
     unproject = torch.tensor([w / (2.0 * focal), h / (2.0 * focal), 1.0], device=model.device)
-    quats, scales = linalg.transform_gaussian_frames(ndc.quats.float(), ndc.scales.float(), unproject)
+    quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, unproject)
     return Gaussians(
-        means=ndc.means.float() * unproject, scales=scales, quats=quats,
-        colors=ndc.colors.float(), opacities=ndc.opacities.float(),
+        means=ndc.means * unproject, scales=scales, quats=quats,
+        colors=ndc.colors, opacities=ndc.opacities,
         focal_px=[focal], image_size=[(w, h)], depth=depth,
     )

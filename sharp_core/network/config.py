@@ -127,7 +127,7 @@ def config_from_state_dict(sd: dict, num_heads: int | None = None) -> SharpConfi
         patch_vit=patch,
         image_vit=image,
         encoder_dims=encoder_dims,
-        hook_blocks=tuple((k + 1) * depth // 4 - 1 for k in range(4)),
+        hook_blocks=tuple(max((k + 1) * depth // 4 - 1, 0) for k in range(4)),
         monodepth_decoder_dims=mono_dims,
         monodepth_head_dims=(
             _shape(sd, MONODEPTH_PREFIX + "head.2.weight")[0],

@@ -62,15 +62,17 @@ class SharpModel(nn.Module):
     def forward(self, image: torch.Tensor, disparity_factor: torch.Tensor) -> tuple[NdcGaussians, torch.Tensor]:
         """image: (B, 3, S, S) in [0, 1]; disparity_factor: (B,) focal / width.
 
-        Returns NDC Gaussians and the monodepth disparity (B, L, S, S).
+        Returns NDC Gaussians and the monodepth disparity (B, L, S, S), both float32: the networks run
+        in the weights' dtype, the geometric glue between them in float32.
         """
         mono = self.monodepth_model.monodepth_predictor
-        encodings = mono.encoder(image * 2.0 - 1.0)
-        disparity = mono.head(mono.decoder(encodings))
-        depth = disparity_factor[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
+        image = image.float()
+        encodings = mono.encoder((image * 2.0 - 1.0).to(self.dtype))
+        disparity = mono.head(mono.decoder(encodings)).float()
+        depth = disparity_factor.float()[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
         base, feature_input = initialize(image, depth, self.cfg.stride, self.cfg.num_layers)
         del depth
-        texture, geometry = self.feature_model(feature_input, encodings)
+        texture, geometry = self.feature_model(feature_input.to(self.dtype), encodings)
         del encodings, feature_input
-        delta = self.prediction_head(texture, geometry)
+        delta = self.prediction_head(texture, geometry).float()
         return compose(base, delta, self.cfg.num_layers), disparity
