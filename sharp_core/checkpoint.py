@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from .network import SharpModel
-from .network.config import SharpConfig, config_from_state_dict
+from .network.config import UNUSED_PREFIXES, SharpConfig, config_from_state_dict, has_training_parts
 
-__all__ = ["load_model", "read_state_dict", "check_state_dict", "DTYPES"]
+__all__ = ["load_model", "read_state_dict", "check_state_dict", "convert_checkpoint", "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -62,7 +62,8 @@ def check_state_dict(sd: dict[str, torch.Tensor], source: str, num_heads: int | 
     except (ValueError, IndexError) as exc:
         raise ValueError(f"{source}: cannot infer the SHARP architecture: {exc}") from None
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in SharpModel(cfg).state_dict().items()}
+        model = SharpModel(cfg, with_training_parts=has_training_parts(sd))
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
     misshaped = [f"{k} {tuple(sd[k].shape)} (expected {expected[k]})"
@@ -101,9 +102,33 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
         num_heads = int(metadata[METADATA_HEADS])
     cfg = check_state_dict(sd, str(path), num_heads)
     with torch.device("meta"):
-        model = SharpModel(cfg)
+        model = SharpModel(cfg, with_training_parts=has_training_parts(sd))
     model.load_state_dict(sd, strict=True, assign=True)
     del sd
     model.drop_training_parts()
     model.to(device=device, dtype=dtype)
     return model.eval().requires_grad_(False)
+
+
+def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.dtype | str | None = None,
+                       inference_only: bool = False) -> Path:
+    """Re-save a checkpoint as .safetensors (faster, no pickle), optionally cast and stripped of the
+    tensors inference never uses. Written to a temporary name, then renamed."""
+    dst = Path(dst)
+    if dst.suffix.lower() != ".safetensors":
+        raise ValueError(f"{dst}: the converted file must end in .safetensors")
+    sd, metadata = read_state_dict(src)
+    cfg = check_state_dict(sd, str(src), int(metadata[METADATA_HEADS]) if METADATA_HEADS in metadata else None)
+    cast = None if dtype is None else resolve_dtype(dtype)
+    out = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
+           for k, v in sd.items() if not (inference_only and k.startswith(UNUSED_PREFIXES))}
+    from safetensors.torch import save_file
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.partial")
+    try:
+        save_file(out, str(tmp), metadata={METADATA_HEADS: str(cfg.patch_vit.num_heads), "source": Path(src).name})
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["ViTConfig", "SharpConfig", "config_from_state_dict", "MONODEPTH_PREFIX", "UNUSED_PREFIXES"]
+__all__ = ["ViTConfig", "SharpConfig", "config_from_state_dict", "has_training_parts", "UNUSED_PREFIXES"]
 
 MONODEPTH_PREFIX = "monodepth_model.monodepth_predictor."
 ENCODER_PREFIX = MONODEPTH_PREFIX + "encoder."
@@ -121,7 +121,6 @@ def config_from_state_dict(sd: dict, num_heads: int | None = None) -> SharpConfi
     gauss_dims = tuple(_shape(sd, f"{gdec}fusions.{i}.out_conv.weight")[1] for i in range(n_gfusions))
     image_conv = _shape(sd, "feature_model.image_encoder.conv.weight")
     geometry = _shape(sd, "prediction_head.geometry_prediction_head.weight")
-    align = ALIGNMENT_PREFIX
     depth = patch.depth
     return SharpConfig(
         patch_vit=patch,
@@ -138,9 +137,23 @@ def config_from_state_dict(sd: dict, num_heads: int | None = None) -> SharpConfi
         gaussian_feature_dim=_shape(sd, "feature_model.texture_head.3.weight")[0],
         num_layers=geometry[0] // 3,
         stride=image_conv[2],
-        alignment_width=_shape(sd, align + "encoder.conv_in.0.weight")[0],
-        alignment_steps=(
+        **_alignment_fields(sd),
+    )
+
+
+def has_training_parts(sd: dict) -> bool:
+    """Whether the checkpoint carries the depth-alignment UNet (files converted for inference may not)."""
+    return any(k.startswith(ALIGNMENT_PREFIX) for k in sd)
+
+
+def _alignment_fields(sd: dict) -> dict:
+    if not has_training_parts(sd):
+        return {}
+    align = ALIGNMENT_PREFIX
+    return {
+        "alignment_width": _shape(sd, align + "encoder.conv_in.0.weight")[0],
+        "alignment_steps": (
             _count(sd, re.escape(align + "encoder.convs_down.") + r"(\d+)\."),
             _count(sd, re.escape(align + "decoder.convs_up.") + r"(\d+)\."),
         ),
-    )
+    }
