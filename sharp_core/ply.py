@@ -273,8 +273,8 @@ def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
     if color_space == 0:
         colors = srgb_to_linear(colors)
     norm = quats.norm(dim=-1, keepdim=True)
-    identity = torch.tensor([1.0, 0.0, 0.0, 0.0])
-    quats = torch.where(norm > 0, quats / norm.clamp(min=1e-30), identity)
+    quats = quats / norm.clamp(min=1e-30)
+    quats[:, 0] += (norm[:, 0] == 0).to(quats.dtype)  # an all-zero quaternion reads as identity
     return Gaussians(
         means=means.contiguous(),
         scales=log_scales.exp(),
