@@ -121,6 +121,8 @@ def transform_gaussian_frames(
     while linear.dim() < quats.dim() + 1:
         linear = linear.unsqueeze(0)
     per_splat = linear.shape[-3] == n and n > 1
+    if n == 0:
+        return quats.clone(), scales.clone()
     out_q, out_s = [], []
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)

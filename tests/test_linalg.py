@@ -154,3 +154,5 @@ def test_transform_identity_keeps_covariance_and_sorts_scales():
     torch.testing.assert_close(s, scales.sort(dim=-1, descending=True).values, rtol=1e-5, atol=0)
     cov = covariances_from_quats_scales(quats.double(), scales.double())
     assert _relative_reconstruction_error(q, s, cov).max() < 1e-6
+    empty_q, empty_s = transform_gaussian_frames(quats[:0], scales[:0], torch.eye(3))
+    assert empty_q.shape == (0, 4) and empty_s.shape == (0, 3)
