@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import best_of
 from sharp_core import ply
 from sharp_core.gaussians import Gaussians
 from sharp_core.ply import load_ply, save_ply
@@ -35,15 +35,6 @@ def _scene(n: int) -> Gaussians:
     )
 
 
-def _best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _parse_only(path: Path) -> dict:
     """load_ply's file part alone: header and structured arrays, no decoding."""
     with open(path, "rb") as f:
@@ -63,12 +54,12 @@ def main() -> None:
         save_ply(scene, ours)
         size = ours.stat().st_size
         blob = np.random.default_rng(0).random(size // 4 + 1, dtype=np.float32)
-        write = _best_of(lambda: save_ply(scene, ours), args.repeat)
-        write_raw = _best_of(lambda: blob.tofile(raw), args.repeat)
-        encode = _best_of(lambda: ply._vertex_array(scene), args.repeat)
-        read = _best_of(lambda: load_ply(ours), args.repeat)
-        parse = _best_of(lambda: _parse_only(ours), args.repeat)
-        read_raw = _best_of(lambda: np.fromfile(raw, dtype=np.float32), args.repeat)
+        write = best_of(lambda: save_ply(scene, ours), args.repeat)
+        write_raw = best_of(lambda: blob.tofile(raw), args.repeat)
+        encode = best_of(lambda: ply._vertex_array(scene), args.repeat)
+        read = best_of(lambda: load_ply(ours), args.repeat)
+        parse = best_of(lambda: _parse_only(ours), args.repeat)
+        read_raw = best_of(lambda: np.fromfile(raw, dtype=np.float32), args.repeat)
     print(f"{args.n:,} Gaussians, {size / 2**20:.1f} MiB PLY, best of {args.repeat} (page cache warm)")
     print(f"save_ply {write:.3f} s   ndarray.tofile {write_raw:.3f} s   ratio {write / write_raw:.2f}x")
     print(f"load_ply {read:.3f} s   np.fromfile    {read_raw:.3f} s   ratio {read / read_raw:.2f}x")

@@ -11,10 +11,10 @@ eigendecomposition of the exact transformed covariance (on a subset, for time).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from benchmarks import best_of
 import sharp_core.linalg as linalg
 from sharp_core.linalg import covariances_from_quats_scales, transform_gaussian_frames
 
@@ -38,15 +38,6 @@ def _reference_style(quats: torch.Tensor, scales: torch.Tensor, linear: torch.Te
     return linalg.quats_from_rotations(rot).float(), sv2.sqrt().float()
 
 
-def _best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _errors(quats, scales, exact) -> tuple[float, float]:
     rebuilt = covariances_from_quats_scales(quats.double(), scales.double())
     values = torch.linalg.eigvalsh(exact).flip(-1)
@@ -64,14 +55,14 @@ def main() -> None:
     quats, scales = _sharp_like(args.n)
     print(f"{args.n:,} Gaussians, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 
-    fast = _best_of(lambda: transform_gaussian_frames(quats, scales, _UNPROJECT), args.repeat)
+    fast = best_of(lambda: transform_gaussian_frames(quats, scales, _UNPROJECT), args.repeat)
     general = torch.tensor([[0.5, 0.02, 0.0], [0.0, 0.375, 0.01], [0.0, 0.0, 1.0]])
-    fast_general = _best_of(lambda: transform_gaussian_frames(quats, scales, general), args.repeat)
+    fast_general = best_of(lambda: transform_gaussian_frames(quats, scales, general), args.repeat)
     original = linalg._compute_dtype
     linalg._compute_dtype = lambda t: torch.float32  # what an accelerator runs
-    fast32 = _best_of(lambda: transform_gaussian_frames(quats, scales, _UNPROJECT), args.repeat)
+    fast32 = best_of(lambda: transform_gaussian_frames(quats, scales, _UNPROJECT), args.repeat)
     linalg._compute_dtype = original
-    reference = _best_of(lambda: _reference_style(quats, scales, _UNPROJECT), 1)
+    reference = best_of(lambda: _reference_style(quats, scales, _UNPROJECT), 1)
 
     print(f"transform_gaussian_frames, diagonal map, float64 (CPU default): {fast:.3f} s")
     print(f"transform_gaussian_frames, general map,  float64:               {fast_general:.3f} s")
