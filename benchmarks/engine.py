@@ -86,6 +86,7 @@ def measure_unprojection() -> dict:
     quats = torch.randn(1, n, 4, generator=gen)
     scales = torch.rand(1, n, 3, generator=gen) * 0.05 + 1e-4
     diag = torch.tensor([0.6, 0.45, 1.0])
+    diag = torch.diag(diag)
     linalg.transform_gaussian_frames(quats[:, :1000], scales[:, :1000], diag)  # warm-up
     start = time.perf_counter()
     linalg.transform_gaussian_frames(quats, scales, diag)

@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import DTYPES, convert_checkpoint, load_model
 from .exif import load_image
-from .predict import DEFAULT_FOCAL_MM, predict
+from .prediction import DEFAULT_FOCAL_MM, predict
 from .weights import CheckpointUnavailable, download_checkpoint
 
 LOG = logging.getLogger("sharp_core")
