@@ -1,27 +1,31 @@
 // WebGL2 Gaussian-splat viewer for SHARP preview files. Imports nothing from ComfyUI, so the
 // browser test page can load it on its own; the ComfyUI glue lives in sharp_preview.js.
 //
-// Image formation follows SHARP's renderer (gsplat, "classic" mode) as far as WebGL allows:
+// Image formation follows SHARP's renderer (gsplat "classic" mode, as sharp_core.render draws it):
 //   - EWA: the 3D covariance R S S^T R^T is projected with the perspective Jacobian (its x/z, y/z
-//     clamped to 1.3x the field of view) and 0.3 px^2 is added to the 2D covariance;
-//   - each splat is a quad spanning 3 sigma along the ellipse's axes; per pixel
-//     alpha = min(0.99, opacity * exp(-d^T conic d / 2)), skipped below 1/255;
+//     clamped to 30 % beyond the field of view); SHARP adds no 2D low-pass (eps2d = 0), and
+//     neither does this viewer by default (`dilation` option, px^2);
+//   - each splat is a quad over the ellipse where alpha can reach 1/255 (opacity-aware extent,
+//     at most 3.33 sigma); per pixel centre alpha = min(0.999, opacity * exp(-d^T conic d / 2)),
+//     skipped below 1/255;
 //   - colours are stored as sRGB bytes, turned back to linear in the vertex shader, blended
 //     far-to-near ("over", premultiplied) in LINEAR light into an RGBA16F target
-//     (EXT_color_buffer_float), composited over the background and sRGB-encoded in a final pass.
-//     Without EXT_color_buffer_float the target is SRGB8_ALPHA8: the GPU still blends in linear
-//     light but stores 8 bits per channel between splats, so dark gradients band slightly.
-//   - gsplat sorts per tile and stops once transmittance falls below 1e-4; this viewer sorts
-//     globally by camera-space depth (16-bit buckets of inverse depth) and never stops early.
-//     Both only matter where splats nearly coincide in depth.
+//     (EXT_color_buffer_float), composited over the background in linear light and sRGB-encoded
+//     in a final pass. Without EXT_color_buffer_float the target is SRGB8_ALPHA8: the GPU still
+//     blends in linear light but keeps 8 bits per channel between splats (slight banding in
+//     dark gradients).
+//   - gsplat sorts per tile and stops a pixel once transmittance falls to 1e-4; this viewer
+//     sorts globally by camera-space depth (16-bit buckets of inverse depth) and never stops
+//     early. Both only matter where splats nearly coincide in depth.
 
 import { HEADER_BYTES, ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader } from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
 
 const TEXTURE_WIDTH = 4096;
 const NEAR_M = 0.01;
-const DILATION_PX2 = 0.3;
-const CUTOFF_SIGMA = 3.0;
+const DILATION_PX2 = 0.0; // SHARP renders with gsplat's eps2d = 0
+const MAX_EXTENT_SIGMA = 3.33;
+const ALPHA_MAX = 0.999;
 const BACKGROUNDS = [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]]; // sRGB, cycled by the toolbar button
 
 const SPLAT_VS = `#version 300 es
@@ -36,7 +40,7 @@ uniform vec4 uIntrinsics;    // fx, fy, cx, cy in pixels
 uniform vec2 uViewport;      // width, height in pixels
 uniform vec2 uLogScale;      // log_scale_min, (log_scale_max - log_scale_min) / 255
 uniform float uDilation;     // px^2 added to the projected covariance
-uniform float uCutoff;       // quad half-extent in sigmas
+uniform float uMaxExtent;    // largest quad half-extent, sigmas
 uniform float uNear;
 
 in vec2 aCorner;
@@ -99,7 +103,9 @@ void main() {
   float l1 = mid + radius, l2 = max(mid - radius, 0.0);
   vec2 axis1 = abs(b) > 1e-12 ? normalize(vec2(b, l1 - a)) : (a >= cc ? vec2(1.0, 0.0) : vec2(0.0, 1.0));
   vec2 axis2 = vec2(-axis1.y, axis1.x);
-  vec2 offset = aCorner.x * uCutoff * sqrt(l1) * axis1 + aCorner.y * uCutoff * sqrt(l2) * axis2;
+  // alpha >= 1/255 only inside Mahalanobis radius sqrt(2 ln(255 opacity))
+  float extent = min(uMaxExtent, sqrt(2.0 * log(max(255.0 * opacity, 1.0)))) * 1.001 + 0.01;
+  vec2 offset = aCorner.x * extent * sqrt(l1) * axis1 + aCorner.y * extent * sqrt(l2) * axis2;
 
   vec2 centre = vec2(fx * cam.x / z + cx, fy * cam.y / z + cy);
   vec2 pixel = centre + offset;
@@ -124,7 +130,7 @@ void main() {
   vec2 d = vOffset;
   float power = -0.5 * (vConic.x * d.x * d.x + vConic.z * d.y * d.y) - vConic.y * d.x * d.y;
   if (power > 0.0) discard;
-  float alpha = min(0.99, vOpacity * exp(power));
+  float alpha = min(${ALPHA_MAX.toFixed(3)}, vOpacity * exp(power));
   if (alpha < 1.0 / 255.0) discard;
   outColor = vec4(vColor * alpha, alpha);   // premultiplied, linear
 }
@@ -211,6 +217,7 @@ export function webgl2Available() {
  * When WebGL2 is missing it shows a message there instead and every method does nothing.
  *
  * options: pixelRatio (default devicePixelRatio), background index into BACKGROUNDS,
+ * dilation (px^2 added to projected covariances, default 0 like SHARP),
  * interactive (default true), onStats(text), useWorker (default true).
  */
 export class SplatViewer {
@@ -219,12 +226,13 @@ export class SplatViewer {
     this.options = options;
     this.pixelRatio = options.pixelRatio ?? (globalThis.devicePixelRatio || 1);
     this.backgroundIndex = options.background ?? 0;
+    this.dilation = options.dilation ?? DILATION_PX2;
     this.header = null;
     this.buffer = null;
     this.sorter = null;
     this.visible = 0;
     this.explicitCamera = null;
-    this.orbit = null;
+    this.orbit = { focus: [0, 0, 1], distance: 1, yaw: 0, pitch: 0 };
     this.sortedView = null;
     this.sortInFlight = false;
     this.frameTimes = [];
@@ -374,8 +382,8 @@ export class SplatViewer {
       gl.uniform4f(u.uIntrinsics, view.fx, view.fy, view.cx, view.cy);
       gl.uniform2f(u.uViewport, this.canvas.width, this.canvas.height);
       gl.uniform2f(u.uLogScale, this.header.logScaleMin, (this.header.logScaleMax - this.header.logScaleMin) / 255);
-      gl.uniform1f(u.uDilation, DILATION_PX2);
-      gl.uniform1f(u.uCutoff, CUTOFF_SIGMA);
+      gl.uniform1f(u.uDilation, this.dilation);
+      gl.uniform1f(u.uMaxExtent, MAX_EXTENT_SIGMA);
       gl.uniform1f(u.uNear, NEAR_M);
       gl.bindVertexArray(this.splatVao);
       gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, this.visible);
@@ -452,7 +460,7 @@ export class SplatViewer {
     const gl = this.gl;
     this.floatTarget = !!gl.getExtension("EXT_color_buffer_float");
     this.splatProgram = compileProgram(gl, SPLAT_VS, SPLAT_FS,
-      ["uSplats", "uTexWidth", "uView", "uIntrinsics", "uViewport", "uLogScale", "uDilation", "uCutoff", "uNear"]);
+      ["uSplats", "uTexWidth", "uView", "uIntrinsics", "uViewport", "uLogScale", "uDilation", "uMaxExtent", "uNear"]);
     this.compositeProgram = compileProgram(gl, COMPOSITE_VS, COMPOSITE_FS, ["uAccum", "uBackground"]);
     this.emptyVao = gl.createVertexArray();
     this.splatVao = gl.createVertexArray();
