@@ -33,7 +33,8 @@ precision highp float;
 precision highp int;
 precision highp usampler2D;
 
-uniform usampler2D uSplats;
+uniform usampler2D uSplats;   // the preview records, one RGBA32UI texel per splat
+uniform usampler2D uOrder;    // sorted splat indices, far to near (R32UI)
 uniform int uTexWidth;
 uniform mat4 uView;          // world -> camera, OpenCV axes (x right, y down, z forward)
 uniform vec4 uIntrinsics;    // fx, fy, cx, cy in pixels
@@ -43,8 +44,10 @@ uniform float uDilation;     // px^2 added to the projected covariance
 uniform float uMaxExtent;    // largest quad half-extent, sigmas
 uniform float uNear;
 
-in vec2 aCorner;
-in uint aIndex;
+// Two triangles per splat from gl_VertexID alone: no instancing (SwiftShader runs instances one
+// by one, roughly 10x slower) and no vertex attributes.
+const vec2 CORNERS[6] = vec2[6](vec2(-1.0, -1.0), vec2(1.0, -1.0), vec2(-1.0, 1.0),
+                                vec2(-1.0, 1.0), vec2(1.0, -1.0), vec2(1.0, 1.0));
 
 out vec3 vColor;             // linear RGB
 out float vOpacity;
@@ -70,7 +73,9 @@ vec4 unpackQuaternion(uint bits) {   // -> (w, x, y, z)
 void cull() { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); }
 
 void main() {
-  int index = int(aIndex);
+  int slot = gl_VertexID / 6;
+  vec2 corner = CORNERS[gl_VertexID - 6 * slot];
+  int index = int(texelFetch(uOrder, ivec2(slot % uTexWidth, slot / uTexWidth), 0).r);
   uvec4 w = texelFetch(uSplats, ivec2(index % uTexWidth, index / uTexWidth), 0);
   vec3 mean = vec3(unpackHalf2x16(w.x), unpackHalf2x16(w.y).x);
   vec4 cam = uView * vec4(mean, 1.0);
@@ -105,7 +110,7 @@ void main() {
   vec2 axis2 = vec2(-axis1.y, axis1.x);
   // alpha >= 1/255 only inside Mahalanobis radius sqrt(2 ln(255 opacity))
   float extent = min(uMaxExtent, sqrt(2.0 * log(max(255.0 * opacity, 1.0)))) * 1.001 + 0.01;
-  vec2 offset = aCorner.x * extent * sqrt(l1) * axis1 + aCorner.y * extent * sqrt(l2) * axis2;
+  vec2 offset = corner.x * extent * sqrt(l1) * axis1 + corner.y * extent * sqrt(l2) * axis2;
 
   vec2 centre = vec2(fx * cam.x / z + cx, fy * cam.y / z + cy);
   vec2 pixel = centre + offset;
@@ -377,6 +382,9 @@ export class SplatViewer {
       gl.activeTexture(gl.TEXTURE0);
       gl.bindTexture(gl.TEXTURE_2D, this.splatTexture);
       gl.uniform1i(u.uSplats, 0);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, this.orderTexture);
+      gl.uniform1i(u.uOrder, 1);
       gl.uniform1i(u.uTexWidth, TEXTURE_WIDTH);
       gl.uniformMatrix4fv(u.uView, false, columnMajor(view.worldToCamera));
       gl.uniform4f(u.uIntrinsics, view.fx, view.fy, view.cx, view.cy);
@@ -385,8 +393,8 @@ export class SplatViewer {
       gl.uniform1f(u.uDilation, this.dilation);
       gl.uniform1f(u.uMaxExtent, MAX_EXTENT_SIGMA);
       gl.uniform1f(u.uNear, NEAR_M);
-      gl.bindVertexArray(this.splatVao);
-      gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, this.visible);
+      gl.bindVertexArray(this.emptyVao);
+      gl.drawArrays(gl.TRIANGLES, 0, 6 * this.visible);
       gl.bindVertexArray(null);
       gl.disable(gl.BLEND);
     }
@@ -460,25 +468,11 @@ export class SplatViewer {
     const gl = this.gl;
     this.floatTarget = !!gl.getExtension("EXT_color_buffer_float");
     this.splatProgram = compileProgram(gl, SPLAT_VS, SPLAT_FS,
-      ["uSplats", "uTexWidth", "uView", "uIntrinsics", "uViewport", "uLogScale", "uDilation", "uMaxExtent", "uNear"]);
+      ["uSplats", "uOrder", "uTexWidth", "uView", "uIntrinsics", "uViewport", "uLogScale", "uDilation", "uMaxExtent", "uNear"]);
     this.compositeProgram = compileProgram(gl, COMPOSITE_VS, COMPOSITE_FS, ["uAccum", "uBackground"]);
     this.emptyVao = gl.createVertexArray();
-    this.splatVao = gl.createVertexArray();
-    gl.bindVertexArray(this.splatVao);
-    this.cornerBuffer = gl.createBuffer();
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.cornerBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
-    const cornerLoc = gl.getAttribLocation(this.splatProgram.program, "aCorner");
-    gl.enableVertexAttribArray(cornerLoc);
-    gl.vertexAttribPointer(cornerLoc, 2, gl.FLOAT, false, 0, 0);
-    this.indexBuffer = gl.createBuffer();
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.indexBuffer);
-    const indexLoc = gl.getAttribLocation(this.splatProgram.program, "aIndex");
-    gl.enableVertexAttribArray(indexLoc);
-    gl.vertexAttribIPointer(indexLoc, 1, gl.UNSIGNED_INT, 0, 0);
-    gl.vertexAttribDivisor(indexLoc, 1);
-    gl.bindVertexArray(null);
     this.splatTexture = null;
+    this.orderTexture = null;
     this.accum = null;
   }
 
@@ -493,9 +487,11 @@ export class SplatViewer {
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 4);
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32UI, TEXTURE_WIDTH, rows, 0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, padded);
     for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.indexBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, n * 4, gl.DYNAMIC_DRAW);
-    gl.bindBuffer(gl.ARRAY_BUFFER, null);
+    if (this.orderTexture) gl.deleteTexture(this.orderTexture);
+    this.orderTexture = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, this.orderTexture);
+    gl.texStorage2D(gl.TEXTURE_2D, 1, gl.R32UI, TEXTURE_WIDTH, rows);
+    for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
   }
 
   _allocAccum() {
@@ -526,20 +522,21 @@ export class SplatViewer {
   _deleteGL() {
     const gl = this.gl;
     for (const p of [this.splatProgram, this.compositeProgram]) if (p) gl.deleteProgram(p.program);
-    for (const b of [this.cornerBuffer, this.indexBuffer]) if (b) gl.deleteBuffer(b);
-    for (const v of [this.splatVao, this.emptyVao]) if (v) gl.deleteVertexArray(v);
-    if (this.splatTexture) gl.deleteTexture(this.splatTexture);
+    if (this.emptyVao) gl.deleteVertexArray(this.emptyVao);
+    for (const t of [this.splatTexture, this.orderTexture]) if (t) gl.deleteTexture(t);
     if (this.accum) {
       gl.deleteFramebuffer(this.accum.fbo);
       gl.deleteTexture(this.accum.texture);
     }
     this.accum = null;
     this.splatTexture = null;
+    this.orderTexture = null;
   }
 
   _contextLost() {
     this.accum = null;
     this.splatTexture = null;
+    this.orderTexture = null;
     this.showMessage("3D preview paused: the browser reclaimed the WebGL context.");
   }
 
@@ -565,9 +562,17 @@ export class SplatViewer {
   _acceptSort({ order, visible, ms }, view) {
     if (this.disposed || !this.gl) return;
     const gl = this.gl;
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.indexBuffer);
-    gl.bufferSubData(gl.ARRAY_BUFFER, 0, order, 0, visible);
-    gl.bindBuffer(gl.ARRAY_BUFFER, null);
+    const fullRows = Math.floor(visible / TEXTURE_WIDTH), rest = visible - fullRows * TEXTURE_WIDTH;
+    gl.bindTexture(gl.TEXTURE_2D, this.orderTexture);
+    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 4);
+    if (fullRows) {
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, TEXTURE_WIDTH, fullRows, gl.RED_INTEGER, gl.UNSIGNED_INT,
+        order.subarray(0, fullRows * TEXTURE_WIDTH));
+    }
+    if (rest) {
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, fullRows, rest, 1, gl.RED_INTEGER, gl.UNSIGNED_INT,
+        order.subarray(fullRows * TEXTURE_WIDTH, visible));
+    }
     this.visible = visible;
     this.sortedView = this._depthRow(view.worldToCamera);
     this.lastSortMs = ms;
