@@ -40,7 +40,8 @@ class PageError(RuntimeError):
     """The page reported an error, or never reported at all."""
 
 
-def run_page(html: str, files: dict[str, bytes] | None = None, timeout_s: float = 120.0) -> dict:
+def run_page(html: str, files: dict[str, bytes] | None = None, timeout_s: float = 120.0,
+             extra_flags: list[str] | None = None) -> dict:
     """Load `html` in headless Chromium; return the JSON object the page POSTs to `/__result`.
 
     files: extra in-memory files served at `/__page/<name>`. The page itself is `/__page/index.html`.
@@ -97,7 +98,7 @@ def run_page(html: str, files: dict[str, bytes] | None = None, timeout_s: float 
     url = f"http://127.0.0.1:{server.server_address[1]}/__page/index.html"
     with tempfile.TemporaryDirectory(prefix="sharp-chromium-") as profile:
         proc = subprocess.Popen(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
+            [chromium, *CHROMIUM_FLAGS, *(extra_flags or []), f"--user-data-dir={profile}", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         try:

@@ -13,6 +13,7 @@ Skipped when Chromium is not installed (Debian: `apt-get install -y chromium`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from sharp_core.camera import Camera
+from sharp_core.color import linear_to_srgb, srgb_to_linear
 from sharp_core.gaussians import Gaussians
 from sharp_core.preview_file import decode_preview, encode_preview
 from sharp_core.render import render
@@ -85,21 +87,24 @@ await viewer.sortNow();
 const px = viewer.readPixels();
 let bin = "";
 for (let i = 0; i < px.length; i += 8192) bin += String.fromCharCode.apply(null, px.subarray(i, i + 8192));
-await report({width: viewer.canvas.width, height: viewer.canvas.height,
-              format: viewer.renderTargetFormat, pixels: btoa(bin)});
+const gl = viewer.gl, usedWorker = viewer.sorter.usesWorker;
 viewer.dispose();
+await report({width: viewer.canvas.width, height: viewer.canvas.height,
+              format: viewer.renderTargetFormat, pixels: btoa(bin), usedWorker,
+              lostAfterDispose: gl.isContextLost(), leftInContainer: box.children.length,
+              workerAfterDispose: viewer.sorter !== null});
 """
 
 
-def viewer_image(preview: bytes, camera: Camera) -> tuple[np.ndarray, str]:
+def viewer_image(preview: bytes, camera: Camera) -> tuple[np.ndarray, dict]:
     k = camera.intrinsics
     cam = {"fx": float(k[0, 0]), "fy": float(k[1, 1]), "cx": float(k[0, 2]), "cy": float(k[1, 2]),
            "worldToCamera": camera.world_to_camera.reshape(-1).tolist()}
     page = module_page(VIEWER_PAGE % {"size": SIZE, "camera": json.dumps(cam)})
     result = run_page(page, {"scene.shpv": preview}, timeout_s=120)
     assert (result["width"], result["height"]) == (SIZE, SIZE)
-    rgba = np.frombuffer(base64.b64decode(result["pixels"]), dtype=np.uint8).reshape(SIZE, SIZE, 4)
-    return rgba[..., :3], result["format"]
+    rgba = np.frombuffer(base64.b64decode(result.pop("pixels")), dtype=np.uint8).reshape(SIZE, SIZE, 4)
+    return rgba[..., :3], result
 
 
 def reference_image(gaussians: Gaussians, camera: Camera) -> np.ndarray:
@@ -119,14 +124,15 @@ def scene_and_views():
     decoded = decode_preview(preview).to_gaussians()
     camera = novel_camera()
     try:
-        image, target = viewer_image(preview, camera)
+        image, info = viewer_image(preview, camera)
     except PageError as err:
         pytest.fail(str(err))
-    return scene, decoded, camera, image, target
+    return scene, decoded, camera, image, info
 
 
 def test_viewer_matches_reference_renderer_on_decoded_scene(scene_and_views):
-    _, decoded, camera, image, target = scene_and_views
+    _, decoded, camera, image, info = scene_and_views
+    target = info["format"]
     reference = reference_image(decoded, camera)
     assert reference.mean() > 20, "fixture scene should cover the view"
     value = psnr(image, reference)
@@ -141,12 +147,35 @@ def test_viewer_matches_reference_renderer_on_original_scene(scene_and_views):
 
 def test_viewer_blends_in_linear_light(scene_and_views):
     """Blending sRGB values directly (what most public viewers do) must score clearly worse."""
-    _, decoded, camera, image, target = scene_and_views
-    srgb_scene = decoded.to()
-    from sharp_core.color import linear_to_srgb
-    srgb_scene.colors = linear_to_srgb(decoded.colors)
-    wrong = render(srgb_scene, camera, SIZE, SIZE, backend="torch").color  # "linear" = sRGB values
-    from sharp_core.color import srgb_to_linear
-    wrong = (srgb_to_linear(wrong).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    _, decoded, camera, image, info = scene_and_views
+    srgb_valued = dataclasses.replace(decoded, colors=linear_to_srgb(decoded.colors))
+    # sharp_core.render blends its input as linear light, then encodes: undo the encoding to get
+    # the image a viewer blending sRGB values would show
+    naive = srgb_to_linear(render(srgb_valued, camera, SIZE, SIZE, backend="torch").color)
+    naive = (naive.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     right = reference_image(decoded, camera)
-    assert psnr(image, right) > psnr(image, wrong) + 3.0, target
+    assert psnr(image, right) > psnr(image, naive) + 3.0, info["format"]
+
+
+def test_viewer_sorts_in_a_worker_and_releases_everything(scene_and_views):
+    info = scene_and_views[4]
+    assert info["usedWorker"] is True
+    assert info["lostAfterDispose"] is True, "dispose() must release the WebGL context"
+    assert info["leftInContainer"] == 0 and info["workerAfterDispose"] is False
+
+
+NO_WEBGL_PAGE = """
+const { SplatViewer } = await import("/web/sharp_viewer.js");
+const box = document.createElement("div");
+document.body.appendChild(box);
+const viewer = new SplatViewer(box, {pixelRatio: 1});
+await viewer.load(new ArrayBuffer(64));  // ignored without WebGL2, no exception
+await report({supported: viewer.supported, text: box.textContent});
+"""
+
+
+def test_without_webgl2_the_viewer_shows_a_message():
+    result = run_page(module_page(NO_WEBGL_PAGE), timeout_s=60,
+                      extra_flags=["--disable-webgl", "--disable-webgl2", "--disable-3d-apis"])
+    assert result["supported"] is False
+    assert "WebGL2" in result["text"]

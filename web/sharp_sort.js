@@ -89,6 +89,8 @@ export function sortWorkerSource() {
 export class DepthSorter {
   constructor(positions, count, { useWorker = true } = {}) {
     this.count = count;
+    this.positions = positions; // kept (the worker gets a copy) so a failed worker can be replaced
+    this.scratch = {};
     this.spare = null;
     this.pending = new Map();
     this.nextId = 1;
@@ -99,33 +101,53 @@ export class DepthSorter {
         this.worker = new Worker(url);
         URL.revokeObjectURL(url);
         this.worker.onmessage = (e) => this._settle(e.data);
-        this.worker.onerror = (e) => this._fail(e);
-        this.worker.postMessage({ positions, count }, [positions.buffer]);
-      } catch (err) {
+        // e.g. a Content-Security-Policy without blob: workers: sort on this thread instead
+        this.worker.onerror = (e) => {
+          e.preventDefault?.();
+          this._fallBackToMainThread();
+        };
+        this.worker.postMessage({ positions, count });
+      } catch {
         this.worker = null;
       }
     }
-    if (!this.worker) {
-      this.positions = positions;
-      this.scratch = {};
-    }
+  }
+
+  get usesWorker() {
+    return this.worker !== null;
   }
 
   sort(view) {
     const id = this.nextId++;
     const out = this.spare;
     this.spare = null;
-    if (!this.worker) {
-      const order = out ?? new Uint32Array(this.count);
-      const start = performance.now();
-      const visible = sortByDepth(this.positions, this.count, view, order, this.scratch);
-      return Promise.resolve({ order, visible, ms: performance.now() - start });
-    }
+    if (!this.worker) return Promise.resolve(this._sortHere(view, out));
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, view });
       const msg = { id, view: Array.from(view), out };
       this.worker.postMessage(msg, out ? [out.buffer] : []);
     });
+  }
+
+  _sortHere(view, out) {
+    if (!this.positions) throw new Error("sorter disposed");
+    const order = out && out.length >= this.count ? out : new Uint32Array(this.count);
+    const start = performance.now();
+    const visible = sortByDepth(this.positions, this.count, view, order, this.scratch);
+    return { order, visible, ms: performance.now() - start };
+  }
+
+  _fallBackToMainThread() {
+    this.worker?.terminate();
+    this.worker = null;
+    for (const [id, entry] of this.pending) {
+      this.pending.delete(id);
+      try {
+        entry.resolve(this._sortHere(entry.view, null));
+      } catch (err) {
+        entry.reject(err);
+      }
+    }
   }
 
   recycle(order) {
@@ -139,15 +161,11 @@ export class DepthSorter {
     entry.resolve({ order: data.order, visible: data.visible, ms: data.ms });
   }
 
-  _fail(error) {
-    for (const { reject } of this.pending.values()) reject(error);
-    this.pending.clear();
-  }
-
   dispose() {
-    if (this.worker) this.worker.terminate();
+    this.worker?.terminate();
     this.worker = null;
-    this._fail(new Error("sorter disposed"));
+    for (const { reject } of this.pending.values()) reject(new Error("sorter disposed"));
+    this.pending.clear();
     this.positions = null;
   }
 }

@@ -206,17 +206,6 @@ export function orbitWorldToCamera({ focus, distance, yaw, pitch }) {
   return out;
 }
 
-/** Has WebGL2 (tested on a throwaway canvas)? */
-export function webgl2Available() {
-  try {
-    const gl = document.createElement("canvas").getContext("webgl2");
-    gl?.getExtension("WEBGL_lose_context")?.loseContext();
-    return !!gl;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The viewer: builds a canvas, a stats label and two buttons inside `container`.
  * When WebGL2 is missing it shows a message there instead and every method does nothing.
@@ -306,6 +295,7 @@ export class SplatViewer {
     this.buffer = arrayBuffer;
     this.visible = 0;
     this.sortedView = null;
+    this.sortInFlight = false;
     this._uploadSplats();
     this.sorter = new DepthSorter(decodePositions(arrayBuffer, header), header.count,
       { useWorker: this.options.useWorker !== false });
@@ -347,9 +337,17 @@ export class SplatViewer {
 
   /** Sort for the current view, then draw; resolves once that frame is drawn. */
   async sortNow() {
-    if (!this.sorter) return;
+    const sorter = this.sorter;
+    if (!sorter) return;
     const view = this.currentView();
-    const result = await this.sorter.sort(this._depthRow(view.worldToCamera));
+    let result;
+    try {
+      result = await sorter.sort(this._depthRow(view.worldToCamera));
+    } catch (err) {
+      if (sorter !== this.sorter || this.disposed) return; // replaced by a newer load, or closed
+      throw err;
+    }
+    if (sorter !== this.sorter || this.disposed) return;
     this._acceptSort(result, view);
     this.draw();
   }
@@ -589,12 +587,16 @@ export class SplatViewer {
       const turn = Math.hypot(row[0] - old[0], row[1] - old[1], row[2] - old[2]);
       if (turn < 0.005 && Math.abs(row[3] - old[3]) < 0.005 * scale) return;
     }
+    const sorter = this.sorter;
     this.sortInFlight = true;
-    this.sorter.sort(row).then((result) => {
+    sorter.sort(row).then((result) => {
+      if (sorter !== this.sorter) return;
       this.sortInFlight = false;
       this._acceptSort(result, view);
       this.requestDraw();
-    }, () => { this.sortInFlight = false; });
+    }, () => {
+      if (sorter === this.sorter) this.sortInFlight = false;
+    });
   }
 
   // -- overlay, stats, controls --------------------------------------------------------------------

@@ -40,7 +40,7 @@ test("half floats decode, including subnormals, infinities and negatives", () =>
 
 test("hand-made records decode field by field", () => {
   // x = 1.0, y = -2.0, z = 0.5; scale bytes 0, 255, 51; colour (255, 0, 128) opacity 204;
-  // quaternion: largest index 0 (w), other three codes 63.5 -> use 127 (max), 0 (min), 64
+  // quaternion: largest index 0 (w), the other three codes 64 (just above zero)
   const w0 = 0x3c00 | (0xc000 << 16);
   const w1 = 0x3800 | (0 << 16) | (255 << 24);
   const w2 = 255 | (0 << 8) | (128 << 16) | (204 << 24);
