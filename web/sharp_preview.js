@@ -75,6 +75,16 @@ async function showEntry(node, entry) {
   }
 }
 
+// Let the frontend's change tracker store the new node property with the open workflow, so a
+// page reload restores the preview too (saving the workflow stores it in any case).
+function markWorkflowChanged() {
+  try {
+    app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+  } catch {
+    // an older or newer frontend without this tracker: the property is still saved with the workflow
+  }
+}
+
 function firstEntry(message) {
   const entries = message?.[UI_KEY];
   return Array.isArray(entries) && entries.length && entries[0]?.filename ? entries[0] : null;
@@ -90,7 +100,10 @@ app.registerExtension({
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
-      if (alwaysShow) attachViewer(this).showMessage?.("Run the workflow to see the scene here.");
+      if (alwaysShow) {
+        const viewer = attachViewer(this);
+        if (viewer.supported) viewer.showMessage("Run the workflow to see the scene here.");
+      }
       return result;
     };
 
@@ -101,6 +114,7 @@ app.registerExtension({
       if (entry) {
         this.properties ??= {};
         this.properties[PROPERTY] = entry;
+        markWorkflowChanged();
         showEntry(this, entry);
       }
       return result;

@@ -693,8 +693,9 @@ export class SplatViewer {
       } else if (p.button === 1 || p.button === 2 || p.shift) {
         this._pan(dx, dy);
       } else {
-        this.orbit.yaw -= dx * 0.005;
-        this.orbit.pitch = Math.max(-1.5, Math.min(1.5, this.orbit.pitch + dy * 0.005));
+        // the scene follows the pointer: dragging right swings the camera to the left
+        this.orbit.yaw += dx * 0.005;
+        this.orbit.pitch = Math.max(-1.5, Math.min(1.5, this.orbit.pitch - dy * 0.005));
       }
       this.requestDraw();
     });
