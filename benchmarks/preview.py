@@ -123,8 +123,8 @@ def main() -> None:
         print(json.dumps({k: v for k, v in result.items() if k != "sorts"}))
         print(
             f"browser, {result['count']:,} splats ({len(data) / 1e6:.1f} MB), {SIZE}x{SIZE}, "
-            f"{result['format']}: decode positions {result['decodeMs']:.0f} ms, load (upload + first "
-            f"sort + frame) {result['loadMs']:.0f} ms, worker sort median {sorts[len(sorts) // 2]:.0f} ms, "
+            f"{result['format']}: decode positions {result['decodeMs']:.0f} ms, load (texture upload + first "
+            f"sort, GPU work queued) {result['loadMs']:.0f} ms, worker sort median {sorts[len(sorts) // 2]:.0f} ms, "
             f"frame {result['frameMs']:.0f} ms = {1000 / result['frameMs']:.2f} fps (SwiftShader)"
         )
 
