@@ -18,7 +18,9 @@
 //     sorts globally by camera-space depth (16-bit buckets of inverse depth) and never stops
 //     early. Both only matter where splats nearly coincide in depth.
 
-import { HEADER_BYTES, ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader } from "./sharp_preview_format.js";
+import {
+  HEADER_BYTES, ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader, srgbToLinear,
+} from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
 
 const TEXTURE_WIDTH = 4096;
@@ -166,10 +168,6 @@ void main() {
 }
 `;
 
-function srgbToLinear(c) {
-  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-}
-
 // -- small 3x3 helpers (row-major arrays) for the orbit camera ----------------------------------
 function rotX(a) {
   const c = Math.cos(a), s = Math.sin(a);
@@ -216,7 +214,6 @@ export function orbitWorldToCamera({ focus, distance, yaw, pitch }) {
  */
 export class SplatViewer {
   constructor(container, options = {}) {
-    this.container = container;
     this.options = options;
     this.pixelRatio = options.pixelRatio ?? (globalThis.devicePixelRatio || 1);
     this.backgroundIndex = options.background ?? 0;
