@@ -87,10 +87,10 @@ await viewer.sortNow();
 const px = viewer.readPixels();
 let bin = "";
 for (let i = 0; i < px.length; i += 8192) bin += String.fromCharCode.apply(null, px.subarray(i, i + 8192));
-const gl = viewer.gl, usedWorker = viewer.sorter.usesWorker;
+const gl = viewer.gl, usedWorker = viewer.sorter.usesWorker, format = viewer.renderTargetFormat;
 viewer.dispose();
 await report({width: viewer.canvas.width, height: viewer.canvas.height,
-              format: viewer.renderTargetFormat, pixels: btoa(bin), usedWorker,
+              format, pixels: btoa(bin), usedWorker,
               lostAfterDispose: gl.isContextLost(), leftInContainer: box.children.length,
               workerAfterDispose: viewer.sorter !== null});
 """
@@ -160,6 +160,7 @@ def test_viewer_blends_in_linear_light(scene_and_views):
 def test_viewer_sorts_in_a_worker_and_releases_everything(scene_and_views):
     info = scene_and_views[4]
     assert info["usedWorker"] is True
+    assert info["format"] == "RGBA16F", "SwiftShader offers EXT_color_buffer_float: blend in float"
     assert info["lostAfterDispose"] is True, "dispose() must release the WebGL context"
     assert info["leftInContainer"] == 0 and info["workerAfterDispose"] is False
 
