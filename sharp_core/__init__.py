@@ -22,6 +22,8 @@ _EXPORTS = {
     "Camera": "camera",
     "render": "render",
     "RenderResult": "render",
+    "write_preview": "preview_file",
+    "read_preview": "preview_file",
 }
 
 __all__ = sorted(_EXPORTS)

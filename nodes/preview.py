@@ -1,0 +1,82 @@
+"""Preview Gaussians node: writes a compact preview file to ComfyUI's temp folder for the web viewer.
+
+The viewer (web/sharp_preview.js) reads the `sharp_preview` entries of the node's `ui` dict and
+fetches each file through `/view`. `preview_ui` is shared with the Save Gaussians (PLY) node so a
+user who only saves still sees the scene.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from sharp_core.gaussians import Gaussians
+from sharp_core.preview_file import DEFAULT_MAX_SPLATS, write_preview
+
+__all__ = ["SharpPreviewGaussians", "preview_ui", "PREVIEW_UI_KEY", "NODE_CLASS_MAPPINGS",
+           "NODE_DISPLAY_NAME_MAPPINGS"]
+
+PREVIEW_UI_KEY = "sharp_preview"
+PREVIEW_SUFFIX = ".shpv"
+_SUBFOLDER = "sharp_preview"
+
+
+def preview_ui(gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
+               temp_dir: str | Path | None = None) -> dict[str, list[dict]]:
+    """Write one preview file per scene into `temp_dir` (ComfyUI's temp folder by default).
+
+    Returns the `ui` dict to merge into a node's result: {"sharp_preview": [entry, ...]}, each
+    entry naming the file for `/view` (filename, subfolder, type="temp") and the scene's camera
+    (focal_px, image_size [W, H]) plus splat counts. Values are lists because ComfyUI concatenates
+    `ui` values across batches.
+    """
+    if not all(hasattr(gaussians, a) for a in ("means", "scenes", "focal_px")):  # duck-typed: the
+        # pack may be imported under two package names, which breaks isinstance
+        raise TypeError(f"preview_ui needs SHARP_GAUSSIANS (sharp_core.Gaussians), got {type(gaussians).__name__}.")
+    if temp_dir is None:
+        import folder_paths  # ComfyUI's module; imported here so sharp_core stays ComfyUI-free
+
+        temp_dir = folder_paths.get_temp_directory()
+    folder = Path(temp_dir) / _SUBFOLDER
+    entries = []
+    for scene in gaussians.scenes():
+        name = f"sharp_{uuid.uuid4().hex[:16]}{PREVIEW_SUFFIX}"
+        write_preview(scene, folder / name, max_splats=max_splats or None)
+        kept = scene.num_gaussians if not max_splats else min(int(max_splats), scene.num_gaussians)
+        entries.append({
+            "filename": name, "subfolder": _SUBFOLDER, "type": "temp",
+            "focal_px": scene.focal_px[0], "image_size": list(scene.image_size[0]),
+            "splats": kept, "total_splats": scene.num_gaussians,
+        })
+    return {PREVIEW_UI_KEY: entries}
+
+
+class SharpPreviewGaussians:
+    """Output node: shows the scene in the node's own WebGL2 viewer."""
+
+    DESCRIPTION = ("Shows SHARP Gaussians in an interactive 3D viewer inside the node. The scene is "
+                   "quantised to 16 bytes per splat and, above max_splats, reduced to the most visible splats.")
+    CATEGORY = "SHARP"
+    FUNCTION = "preview"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "gaussians": ("SHARP_GAUSSIANS", {"tooltip": "Scene(s) from SHARP Predict or Load Gaussians."}),
+                "max_splats": ("INT", {
+                    "default": DEFAULT_MAX_SPLATS, "min": 0, "max": 16_777_216, "step": 1000,
+                    "tooltip": "Keep at most this many splats (the most visible from the source camera); "
+                               "0 keeps all. The default keeps the preview under 16 MB.",
+                }),
+            },
+        }
+
+    def preview(self, gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS):
+        return {"ui": preview_ui(gaussians, max_splats), "result": ()}
+
+
+NODE_CLASS_MAPPINGS = {"SharpPreviewGaussians": SharpPreviewGaussians}
+NODE_DISPLAY_NAME_MAPPINGS = {"SharpPreviewGaussians": "Preview Gaussians (SHARP)"}

@@ -1,0 +1,289 @@
+"""Compact preview file for the in-graph WebGL2 viewer: 16 bytes per splat, written atomically.
+
+SHARP's PLY costs 56 bytes per splat (66 MB for 1.18 M splats). The viewer only needs what it
+draws, quantised so the browser gets about a quarter of that; the GPU receives the records as they
+are (one RGBA32UI texel per splat) and the vertex shader unpacks them, so the browser does no
+per-splat decoding beyond the positions its depth sort needs.
+
+Layout (all little-endian; the JavaScript decoder in web/sharp_preview_format.js repeats it):
+
+    header, 64 bytes
+      0  4s   magic b"SHPV"
+      4  u32  version (1)
+      8  u32  splat count N
+     12  u32  flags (0, reserved)
+     16  f32  focal length of the source image, pixels
+     20  u32  source image width, pixels
+     24  u32  source image height, pixels
+     28  f32  log_scale_min  (natural log of metres)
+     32  f32  log_scale_max
+     36  3f32 bounding box min (x, y, z), metres
+     48  3f32 bounding box max (x, y, z), metres
+     60  f32  focus depth: opacity-weighted median z of the splats, metres (the viewer orbits
+              about (0, 0, focus depth))
+    then N records of four u32 words
+      w0  bits 0-15 x, bits 16-31 y        IEEE float16, metres, OpenCV camera frame
+      w1  bits 0-15 z (float16), bits 16-23 scale0, bits 24-31 scale1
+      w2  bits 0-7 R, 8-15 G, 16-23 B      sRGB-encoded colour, 8 bits each
+          bits 24-31 opacity               linear, 8 bits
+      w3  bits 0-7 scale2
+          bits 8-9 index (0..3 of w,x,y,z) of the quaternion's largest-magnitude component,
+              which is made non-negative and dropped ("smallest three")
+          bits 10-16, 17-23, 24-30 the three other components in (w,x,y,z) order, each
+              7 bits over [-1/sqrt(2), 1/sqrt(2)]; bit 31 zero
+      A scale byte q stands for exp(log_scale_min + q / 255 * (log_scale_max - log_scale_min)).
+
+Quantisation error (what `decode_preview` returns against the scene that was written):
+    position   float16 rounding: |err| <= 2^-11 |x| (|x| >= 6.1e-5 m); |x| is capped at 65000 m
+    colour     sRGB 8 bits: <= 0.5/255 in sRGB (the shader turns it back to linear and blends there)
+    opacity    <= 0.5/255
+    scale      |ln s' - ln s| <= 0.5 * (log_scale_max - log_scale_min) / 255
+    rotation   each stored component <= sqrt(2)/127/2 = 0.0056; compare covariances, not quaternions
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .color import linear_to_srgb, srgb_to_linear
+from .gaussians import Gaussians
+
+__all__ = [
+    "PREVIEW_MAGIC", "PREVIEW_VERSION", "HEADER_BYTES", "RECORD_BYTES", "DEFAULT_MAX_SPLATS",
+    "PreviewScene", "visibility_scores", "most_visible", "encode_preview", "write_preview", "decode_preview",
+    "read_preview",
+]
+
+PREVIEW_MAGIC = b"SHPV"
+PREVIEW_VERSION = 1
+HEADER_BYTES = 64
+RECORD_BYTES = 16
+_HEADER = struct.Struct("<4sIIIfIIff3f3ff")
+assert _HEADER.size == HEADER_BYTES
+_FLOAT16_LIMIT = 65000.0
+_ROT_RANGE = 1.0 / np.sqrt(2.0)  # a non-largest unit-quaternion component never exceeds this
+_ROT_LEVELS = 127
+_DILATION_PX2 = 0.3  # the screen-space blur the renderers add, so sub-pixel splats still count
+_NEAR_M = 0.01
+# Default cap on splats: 960,000 records + header = 15.36 MB, inside the 16 MB a preview may cost
+# (SHARP's 1,179,648 splats at 16 bytes would be 18.9 MB).
+DEFAULT_MAX_SPLATS = 960_000
+
+
+@dataclass
+class PreviewScene:
+    """A decoded preview file, one scene, numpy arrays.
+
+    means (N,3) metres, scales (N,3) linear std-devs, quats (N,4) unit (w,x,y,z),
+    colors (N,3) LINEAR RGB (decoded from the stored sRGB bytes), opacities (N,),
+    focal_px, image_size (W,H), bbox_min/bbox_max (3,) metres, focus_depth metres.
+    """
+
+    means: np.ndarray
+    scales: np.ndarray
+    quats: np.ndarray
+    colors: np.ndarray
+    opacities: np.ndarray
+    focal_px: float
+    image_size: tuple[int, int]
+    log_scale_range: tuple[float, float]
+    bbox_min: np.ndarray
+    bbox_max: np.ndarray
+    focus_depth: float
+
+    def to_gaussians(self) -> Gaussians:
+        """The decoded scene as a batch-of-one `Gaussians` (float32, CPU)."""
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+        return Gaussians(
+            means=t(self.means), scales=t(self.scales), quats=t(self.quats), colors=t(self.colors),
+            opacities=t(self.opacities), focal_px=[self.focal_px], image_size=[self.image_size],
+        )
+
+
+def visibility_scores(gaussians: Gaussians) -> torch.Tensor:
+    """(N,) opacity x projected area (pixels^2) seen from the source camera, for scene 0.
+
+    Area is sqrt(det) of the EWA-projected 2D covariance plus the renderers' 0.3 px^2 blur. Splats
+    at or behind the near plane (possible in scenes loaded from other tools) are scored as if
+    seen face-on at their distance from the camera.
+    """
+    g = gaussians[0].to(dtype=torch.float32)
+    means, f = g.means[0], g.focal_px[0]
+    cov = g.covariances()[0]                                           # (N,3,3)
+    z = means[:, 2]
+    in_front = z > _NEAR_M
+    zc = z.clamp(min=_NEAR_M)
+    jac = torch.zeros(means.shape[0], 2, 3, dtype=means.dtype, device=means.device)
+    jac[:, 0, 0] = f / zc
+    jac[:, 1, 1] = f / zc
+    jac[:, 0, 2] = -f * means[:, 0] / zc**2
+    jac[:, 1, 2] = -f * means[:, 1] / zc**2
+    cov2d = jac @ cov @ jac.transpose(1, 2)
+    a = cov2d[:, 0, 0] + _DILATION_PX2
+    c = cov2d[:, 1, 1] + _DILATION_PX2
+    b = cov2d[:, 0, 1]
+    area = (a * c - b * b).clamp(min=0).sqrt()
+    largest_two = g.scales[0].sort(dim=1, descending=True).values[:, :2].prod(dim=1)
+    distance = means.norm(dim=1).clamp(min=_NEAR_M)
+    area_behind = f * f * largest_two / distance**2 + _DILATION_PX2
+    return g.opacities[0] * torch.where(in_front, area, area_behind)
+
+
+def most_visible(gaussians: Gaussians, k: int) -> Gaussians:
+    """Keep the k splats of scene 0 with the highest `visibility_scores`, in their original order.
+
+    Small here because no shared decimation existed when the preview was written; the preview
+    uses it to meet `max_splats` while keeping what the source view shows most.
+    """
+    if k <= 0:
+        raise ValueError(f"most_visible needs k >= 1, got {k}.")
+    g = gaussians[0]
+    if k >= g.num_gaussians:
+        return g
+    keep = torch.topk(visibility_scores(g), k, sorted=False).indices.sort().values
+    return g.select(keep)
+
+
+def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes:
+    """Scene 0 of `gaussians` as preview-file bytes (see the module docstring for the layout).
+
+    max_splats: keep at most this many splats, the most visible ones (None or 0: keep all).
+    """
+    if gaussians.batch_size != 1:
+        gaussians = gaussians[0]
+    if gaussians.num_gaussians == 0:
+        raise ValueError("The scene has no splats; there is nothing to preview.")
+    if max_splats:
+        gaussians = most_visible(gaussians, int(max_splats))
+    g = gaussians.to(device="cpu", dtype=torch.float32)
+    means = g.means[0]
+    if not torch.isfinite(means).all():
+        raise ValueError("The scene has non-finite splat positions (NaN or inf); fix or filter them first.")
+    means = means.clamp(-_FLOAT16_LIMIT, _FLOAT16_LIMIT)
+    opacities = g.opacities[0].nan_to_num(0.0).clamp(0.0, 1.0)
+
+    half = means.numpy().astype(np.float16).view(np.uint16).astype(np.uint32)   # (N,3)
+    log_scales = g.scales[0].nan_to_num(1e-12).clamp(min=1e-12).log().numpy()  # (N,3)
+    lo, hi = float(log_scales.min()), float(log_scales.max())
+    hi = max(hi, lo + 1e-6)
+    scale_q = np.rint((log_scales - lo) / (hi - lo) * 255.0).clip(0, 255).astype(np.uint32)
+    srgb = linear_to_srgb(g.colors[0].nan_to_num(0.0).clamp(0.0, 1.0))
+    rgb_q = (srgb * 255.0).round().clamp(0, 255).to(torch.int64).numpy().astype(np.uint32)
+    alpha_q = (opacities * 255.0).round().to(torch.int64).numpy().astype(np.uint32)
+    rot_bits = _pack_quaternions(g.quats[0].numpy())
+
+    words = np.empty((means.shape[0], 4), dtype="<u4")
+    words[:, 0] = half[:, 0] | (half[:, 1] << 16)
+    words[:, 1] = half[:, 2] | (scale_q[:, 0] << 16) | (scale_q[:, 1] << 24)
+    words[:, 2] = rgb_q[:, 0] | (rgb_q[:, 1] << 8) | (rgb_q[:, 2] << 16) | (alpha_q << 24)
+    words[:, 3] = scale_q[:, 2] | (rot_bits << 8)
+
+    header = _HEADER.pack(
+        PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0], 0, float(g.focal_px[0]),
+        int(g.image_size[0][0]), int(g.image_size[0][1]), lo, hi,
+        *means.min(dim=0).values.tolist(), *means.max(dim=0).values.tolist(),
+        _focus_depth(means[:, 2], opacities),
+    )
+    return header + words.tobytes()
+
+
+def write_preview(gaussians: Gaussians, path: str | os.PathLike, max_splats: int | None = None) -> Path:
+    """Write scene 0 as a preview file at `path`: to a temporary name first, then renamed.
+
+    Returns the final path. A failure leaves no partial file behind.
+    """
+    path = Path(path)
+    data = encode_preview(gaussians, max_splats)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def decode_preview(data: bytes) -> PreviewScene:
+    """Parse preview-file bytes back into a `PreviewScene` (used by tests and tools)."""
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"Preview file too short ({len(data)} bytes); expected a {HEADER_BYTES}-byte header.")
+    (magic, version, count, _flags, focal, width, height, lo, hi,
+     *rest) = _HEADER.unpack_from(data, 0)
+    if magic != PREVIEW_MAGIC:
+        raise ValueError(f"Not a SHARP preview file (magic {magic!r}, expected {PREVIEW_MAGIC!r}).")
+    if version != PREVIEW_VERSION:
+        raise ValueError(f"Preview file version {version} is not supported (this reader knows {PREVIEW_VERSION}).")
+    expected = HEADER_BYTES + count * RECORD_BYTES
+    if len(data) != expected:
+        raise ValueError(f"Preview file has {len(data)} bytes; {count} splats need {expected}.")
+    bbox_min, bbox_max, focus = np.array(rest[0:3]), np.array(rest[3:6]), rest[6]
+    words = np.frombuffer(data, dtype="<u4", offset=HEADER_BYTES).reshape(count, 4)
+
+    halves = np.stack([words[:, 0] & 0xFFFF, words[:, 0] >> 16, words[:, 1] & 0xFFFF], axis=1)
+    means = halves.astype(np.uint16).view(np.float16).astype(np.float32)
+    scale_q = np.stack([(words[:, 1] >> 16) & 0xFF, words[:, 1] >> 24, words[:, 3] & 0xFF], axis=1)
+    scales = np.exp(lo + scale_q.astype(np.float32) / 255.0 * (hi - lo)).astype(np.float32)
+    rgb = np.stack([(words[:, 2] >> s) & 0xFF for s in (0, 8, 16)], axis=1).astype(np.float32) / 255.0
+    colors = srgb_to_linear(torch.from_numpy(rgb)).numpy()
+    opacities = (words[:, 2] >> 24).astype(np.float32) / 255.0
+    quats = _unpack_quaternions(words[:, 3] >> 8)
+    return PreviewScene(
+        means=means, scales=scales, quats=quats, colors=colors, opacities=opacities,
+        focal_px=float(focal), image_size=(int(width), int(height)), log_scale_range=(lo, hi),
+        bbox_min=bbox_min, bbox_max=bbox_max, focus_depth=float(focus),
+    )
+
+
+def read_preview(path: str | os.PathLike) -> PreviewScene:
+    return decode_preview(Path(path).read_bytes())
+
+
+def _focus_depth(z: torch.Tensor, weight: torch.Tensor) -> float:
+    """Opacity-weighted median depth of the splats in front of the camera (metres)."""
+    front = z > _NEAR_M
+    if not front.any():
+        return 1.0
+    z, weight = z[front], weight[front] + 1e-6
+    order = z.argsort()
+    cumulative = weight[order].cumsum(0)
+    i = int(torch.searchsorted(cumulative, cumulative[-1] * 0.5).clamp(max=z.numel() - 1))
+    return float(z[order][i])
+
+
+def _pack_quaternions(quats: np.ndarray) -> np.ndarray:
+    """(N,4) (w,x,y,z) -> (N,) uint32 smallest-three codes in the low 24 bits."""
+    q = quats.astype(np.float64)
+    norm = np.linalg.norm(q, axis=1, keepdims=True)
+    q = np.where(norm > 1e-12, q / np.maximum(norm, 1e-12), np.array([1.0, 0.0, 0.0, 0.0]))
+    largest = np.abs(q).argmax(axis=1)
+    rows = np.arange(q.shape[0])
+    q = q * np.where(q[rows, largest] < 0, -1.0, 1.0)[:, None]
+    others = np.array([[j for j in range(4) if j != i] for i in range(4)])[largest]  # (N,3)
+    kept = q[rows[:, None], others]
+    code = np.rint((kept / _ROT_RANGE + 1.0) * 0.5 * _ROT_LEVELS).clip(0, _ROT_LEVELS).astype(np.uint32)
+    return largest.astype(np.uint32) | (code[:, 0] << 2) | (code[:, 1] << 9) | (code[:, 2] << 16)
+
+
+def _unpack_quaternions(bits: np.ndarray) -> np.ndarray:
+    """(N,) smallest-three codes -> (N,4) unit (w,x,y,z) float32."""
+    largest = (bits & 0x3).astype(np.int64)
+    codes = np.stack([(bits >> s) & 0x7F for s in (2, 9, 16)], axis=1).astype(np.float64)
+    kept = (codes / _ROT_LEVELS * 2.0 - 1.0) * _ROT_RANGE
+    big = np.sqrt(np.clip(1.0 - (kept**2).sum(axis=1), 0.0, None))
+    q = np.empty((bits.shape[0], 4))
+    rows = np.arange(bits.shape[0])
+    others = np.array([[j for j in range(4) if j != i] for i in range(4)])[largest]
+    q[rows[:, None], others] = kept
+    q[rows, largest] = big
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q.astype(np.float32)

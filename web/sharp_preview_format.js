@@ -1,0 +1,153 @@
+// Decoder for the SHARP compact preview file (written by sharp_core/preview_file.py).
+// Pure module: imports nothing and has no side effects, so ComfyUI can import it as an
+// extension module and Node's test runner can import it as it is.
+//
+// Layout, little-endian:
+//   header, 64 bytes
+//     0  "SHPV"            magic
+//     4  u32 version (1)   8  u32 splat count N   12 u32 flags (0)
+//     16 f32 focal length of the source image (pixels)
+//     20 u32 image width   24 u32 image height (pixels)
+//     28 f32 log_scale_min 32 f32 log_scale_max (natural log of metres)
+//     36 3 x f32 bbox min  48 3 x f32 bbox max (metres)
+//     60 f32 focus depth (metres; the orbit centre is (0, 0, focus depth))
+//   N records of four u32 words:
+//     w0 = x f16 | y f16 << 16          positions in metres, OpenCV camera frame
+//     w1 = z f16 | scale0 << 16 | scale1 << 24
+//     w2 = R | G << 8 | B << 16 | opacity << 24   (R,G,B sRGB-encoded; opacity linear)
+//     w3 = scale2 | largest << 8 | a << 10 | b << 17 | c << 24
+//          smallest-three quaternion: `largest` is the index (w,x,y,z order) of the dropped,
+//          non-negative component; a,b,c are the others in order, 7 bits over +-1/sqrt(2).
+//   scale byte q -> exp(log_scale_min + q / 255 * (log_scale_max - log_scale_min)).
+// The GPU receives the records unchanged (one RGBA32UI texel per splat) and the vertex shader in
+// sharp_viewer.js unpacks them the same way as decodeSplats below.
+
+export const PREVIEW_MAGIC = "SHPV";
+export const PREVIEW_VERSION = 1;
+export const HEADER_BYTES = 64;
+export const RECORD_BYTES = 16;
+export const ROT_RANGE = Math.SQRT1_2;
+export const ROT_LEVELS = 127;
+
+/** Read and check the header; throws an Error naming the problem on a bad file. */
+export function parseHeader(buffer) {
+  if (!(buffer instanceof ArrayBuffer)) throw new TypeError("parseHeader needs an ArrayBuffer");
+  if (buffer.byteLength < HEADER_BYTES) {
+    throw new Error(`preview file too short (${buffer.byteLength} bytes; the header alone is ${HEADER_BYTES})`);
+  }
+  const v = new DataView(buffer);
+  const magic = String.fromCharCode(v.getUint8(0), v.getUint8(1), v.getUint8(2), v.getUint8(3));
+  if (magic !== PREVIEW_MAGIC) throw new Error(`not a SHARP preview file (magic "${magic}")`);
+  const version = v.getUint32(4, true);
+  if (version !== PREVIEW_VERSION) throw new Error(`preview file version ${version} is not supported`);
+  const count = v.getUint32(8, true);
+  const expected = HEADER_BYTES + count * RECORD_BYTES;
+  if (buffer.byteLength !== expected) {
+    throw new Error(`preview file has ${buffer.byteLength} bytes; ${count} splats need ${expected}`);
+  }
+  const f32 = (o) => v.getFloat32(o, true);
+  return {
+    version,
+    count,
+    flags: v.getUint32(12, true),
+    focalPx: f32(16),
+    imageWidth: v.getUint32(20, true),
+    imageHeight: v.getUint32(24, true),
+    logScaleMin: f32(28),
+    logScaleMax: f32(32),
+    bboxMin: [f32(36), f32(40), f32(44)],
+    bboxMax: [f32(48), f32(52), f32(56)],
+    focusDepth: f32(60),
+  };
+}
+
+/** The records as a Uint32Array view (4 words per splat), no copy. */
+export function recordWords(buffer, header = parseHeader(buffer)) {
+  return new Uint32Array(buffer, HEADER_BYTES, header.count * 4);
+}
+
+// IEEE 754 binary16 -> number, via a 64 k lookup table built on first use.
+let halfTable = null;
+function buildHalfTable() {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) t[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return t;
+}
+export function halfToFloat(h) {
+  halfTable ??= buildHalfTable();
+  return halfTable[h & 0xffff];
+}
+
+/** Positions only, (N*3) Float32Array of metres: what the depth sort needs. */
+export function decodePositions(buffer, header = parseHeader(buffer)) {
+  halfTable ??= buildHalfTable();
+  const words = recordWords(buffer, header);
+  const out = new Float32Array(header.count * 3);
+  for (let i = 0, w = 0, o = 0; i < header.count; i++, w += 4, o += 3) {
+    const w0 = words[w];
+    out[o] = halfTable[w0 & 0xffff];
+    out[o + 1] = halfTable[w0 >>> 16];
+    out[o + 2] = halfTable[words[w + 1] & 0xffff];
+  }
+  return out;
+}
+
+export function srgbToLinear(c) {
+  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+}
+
+/**
+ * Every field, as the shader sees it: means (N*3, metres), scales (N*3, linear std-devs),
+ * quats (N*4, unit w,x,y,z), colors (N*3, LINEAR RGB), opacities (N). For tests and tools.
+ */
+export function decodeSplats(buffer) {
+  const header = parseHeader(buffer);
+  const n = header.count;
+  const words = recordWords(buffer, header);
+  const means = decodePositions(buffer, header);
+  const scales = new Float32Array(n * 3);
+  const quats = new Float32Array(n * 4);
+  const colors = new Float32Array(n * 3);
+  const opacities = new Float32Array(n);
+  const srgbLut = new Float32Array(256).map((_, i) => srgbToLinear(i / 255));
+  const lo = header.logScaleMin;
+  const step = (header.logScaleMax - lo) / 255;
+  const q = [0, 0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const w1 = words[4 * i + 1], w2 = words[4 * i + 2], w3 = words[4 * i + 3];
+    scales[3 * i] = Math.exp(lo + ((w1 >>> 16) & 0xff) * step);
+    scales[3 * i + 1] = Math.exp(lo + (w1 >>> 24) * step);
+    scales[3 * i + 2] = Math.exp(lo + (w3 & 0xff) * step);
+    colors[3 * i] = srgbLut[w2 & 0xff];
+    colors[3 * i + 1] = srgbLut[(w2 >>> 8) & 0xff];
+    colors[3 * i + 2] = srgbLut[(w2 >>> 16) & 0xff];
+    opacities[i] = (w2 >>> 24) / 255;
+    unpackQuaternion(w3 >>> 8, q);
+    quats.set(q, 4 * i);
+  }
+  return { header, means, scales, quats, colors, opacities };
+}
+
+/** 24-bit smallest-three code -> unit quaternion (w,x,y,z) written into `out`. */
+export function unpackQuaternion(bits, out = [0, 0, 0, 0]) {
+  const largest = bits & 3;
+  let sum = 0;
+  for (let k = 0, j = 0; k < 4; k++) {
+    if (k === largest) continue;
+    const c = (((bits >>> (2 + 7 * j)) & 0x7f) / ROT_LEVELS * 2 - 1) * ROT_RANGE;
+    out[k] = c;
+    sum += c * c;
+    j++;
+  }
+  out[largest] = Math.sqrt(Math.max(0, 1 - sum));
+  const norm = Math.hypot(out[0], out[1], out[2], out[3]);
+  for (let k = 0; k < 4; k++) out[k] /= norm;
+  return out;
+}
