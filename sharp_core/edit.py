@@ -1,0 +1,258 @@
+"""Edits of a Gaussian scene for export: crop, drop faint splats, decimate, move into a viewer's frame.
+
+Every function takes a `Gaussians` batch and returns a new one; nothing is changed in place. A
+selection may keep a different number of splats in each scene of a batch; a batch needs the same
+count in every scene, so such a selection raises and asks for one scene at a time (or `decimate`,
+which keeps exactly `max_splats` everywhere).
+
+Frames: SHARP's scenes use OpenCV camera axes (x right, y down, z forward, metres). Most 3DGS
+viewers expect y up; `OPENCV_TO_Y_UP` (a half turn about x) maps one onto the other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Sequence
+
+import torch
+
+from .gaussians import Gaussians
+
+__all__ = [
+    "OPENCV_TO_Y_UP",
+    "crop",
+    "drop_transparent",
+    "visibility_scores",
+    "decimate",
+    "select_per_scene",
+    "rotation_from_euler_deg",
+    "quat_from_rotation",
+    "quat_multiply",
+    "transform",
+    "recenter",
+    "stack_scenes",
+]
+
+# A half turn about x: (x, y, z) -> (x, -y, -z). Turns OpenCV's y-down / z-forward into y-up / z-back.
+OPENCV_TO_Y_UP = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+# -- selection -------------------------------------------------------------------------------------
+def select_per_scene(g: Gaussians, keep: torch.Tensor) -> Gaussians:
+    """Keep the splats where `keep` (B, N) bool is true, in their original order.
+
+    Raises ValueError when scenes would keep different counts or nothing at all, since a batch
+    holds the same number of splats per scene.
+    """
+    if keep.shape != (g.batch_size, g.num_gaussians):
+        raise ValueError(f"keep mask has shape {tuple(keep.shape)}, expected {(g.batch_size, g.num_gaussians)}")
+    counts = keep.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise ValueError("No splats are left after this edit: widen the crop or lower the opacity threshold.")
+    if bool((counts != counts[0]).any()):
+        raise ValueError(
+            f"The scenes of this batch keep different numbers of splats ({counts.tolist()}); "
+            "edit one scene at a time, or also set a splat budget so every scene keeps the same count."
+        )
+    index = keep.nonzero()[:, 1].reshape(g.batch_size, int(counts[0]))  # row-major: grouped by scene
+    return _gather(g, index)
+
+
+def _gather(g: Gaussians, index: torch.Tensor) -> Gaussians:
+    """Pick splats by per-scene indices (B, K) along N."""
+    index = index.to(g.device)
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        if t.dim() == 2:
+            return torch.gather(t, 1, index)
+        return torch.gather(t, 1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+    return replace(
+        g, means=take(g.means), scales=take(g.scales), quats=take(g.quats),
+        colors=take(g.colors), opacities=take(g.opacities),
+    )
+
+
+def crop(
+    g: Gaussians,
+    *,
+    depth_range: tuple[float | None, float | None] | None = None,
+    box_min: Sequence[float] | None = None,
+    box_max: Sequence[float] | None = None,
+) -> Gaussians:
+    """Keep splats whose centre lies in a depth range (z, metres) and/or an axis-aligned box (metres).
+
+    `None` on either end of the depth range, or for either box corner, means no limit there.
+    """
+    keep = torch.ones(g.means.shape[:2], dtype=torch.bool, device=g.device)
+    if depth_range is not None:
+        near, far = depth_range
+        if near is not None and far is not None and far <= near:
+            raise ValueError(f"Depth range is empty: far ({far} m) must be greater than near ({near} m).")
+        z = g.means[..., 2]
+        if near is not None:
+            keep &= z >= near
+        if far is not None:
+            keep &= z <= far
+    if box_min is not None:
+        keep &= (g.means >= _vector(box_min, g)).all(dim=-1)
+    if box_max is not None:
+        keep &= (g.means <= _vector(box_max, g)).all(dim=-1)
+    if box_min is not None and box_max is not None and bool((_vector(box_max, g) <= _vector(box_min, g)).any()):
+        raise ValueError(f"Crop box is empty: every max ({list(box_max)}) must exceed its min ({list(box_min)}).")
+    return select_per_scene(g, keep)
+
+
+def drop_transparent(g: Gaussians, min_opacity: float) -> Gaussians:
+    """Drop splats with opacity below `min_opacity` (0..1): they cost draw time and add little."""
+    if min_opacity <= 0:
+        return g
+    return select_per_scene(g, g.opacities >= min_opacity)
+
+
+def visibility_scores(g: Gaussians) -> torch.Tensor:
+    """(B, N) how much each splat can cover of the source view: opacity x (mean scale / distance)^2.
+
+    The ratio of size to distance is the splat's angular size, so its square approximates the
+    solid angle it covers from the source camera at the origin.
+    """
+    distance = g.means.norm(dim=-1).clamp_min(1e-6)
+    return g.opacities * (g.scales.mean(dim=-1) / distance) ** 2
+
+
+def decimate(g: Gaussians, max_splats: int) -> Gaussians:
+    """Keep the `max_splats` most visible splats of each scene (see `visibility_scores`), in order.
+
+    For viewers (VR headsets, browsers) that cannot take SHARP's ~1.2 M splats. A budget at or
+    above the current count returns the scene unchanged.
+    """
+    if max_splats <= 0:
+        raise ValueError(f"max_splats must be positive, got {max_splats}.")
+    if max_splats >= g.num_gaussians:
+        return g
+    top = visibility_scores(g).topk(max_splats, dim=1).indices
+    return _gather(g, top.sort(dim=1).values)
+
+
+# -- rigid / similarity transforms -------------------------------------------------------------
+def rotation_from_euler_deg(x_deg: float = 0.0, y_deg: float = 0.0, z_deg: float = 0.0) -> torch.Tensor:
+    """(3, 3) rotation turning first about x, then y, then z (fixed axes, degrees): Rz @ Ry @ Rx."""
+    ax, ay, az = (math.radians(a) for a in (x_deg, y_deg, z_deg))
+    cx, sx, cy, sy, cz, sz = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay), math.cos(az), math.sin(az)
+    rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]])
+    ry = torch.tensor([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    rz = torch.tensor([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return rz @ ry @ rx
+
+
+def quat_from_rotation(r: torch.Tensor) -> torch.Tensor:
+    """(3, 3) rotation matrix -> (4,) unit quaternion (w, x, y, z) with w >= 0.
+
+    Picks the largest of w, x, y, z to divide by, which keeps the result accurate near half turns.
+    """
+    m = r.double()
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    candidates = torch.stack([trace, m[0, 0], m[1, 1], m[2, 2]])
+    k = int(candidates.argmax())
+    if k == 0:
+        s = 2.0 * torch.sqrt(1.0 + trace)
+        q = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif k == 1:
+        s = 2.0 * torch.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [(m[2, 1] - m[1, 2]) / s, s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif k == 2:
+        s = 2.0 * torch.sqrt(1.0 - m[0, 0] + m[1, 1] - m[2, 2])
+        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = 2.0 * torch.sqrt(1.0 - m[0, 0] - m[1, 1] + m[2, 2])
+        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4]
+    quat = torch.stack(q)
+    quat = quat / quat.norm()
+    return (quat if quat[0] >= 0 else -quat).to(r.dtype)
+
+
+def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product a * b of (..., 4) quaternions (w, x, y, z): rotate by b, then by a."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        dim=-1,
+    )
+
+
+def transform(
+    g: Gaussians,
+    *,
+    rotation: torch.Tensor | None = None,
+    translation: Sequence[float] | torch.Tensor | None = None,
+    scale: float = 1.0,
+) -> Gaussians:
+    """Similarity transform p -> scale * R p + t applied to centres, orientations and sizes.
+
+    rotation: (3, 3) proper rotation; translation: (3,) or per scene (B, 3) metres; scale: > 0.
+    Covariances follow as R S Sigma S R^T, so splats keep their look from a moved camera.
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}.")
+    means, quats = g.means, g.quats
+    if rotation is not None:
+        r = rotation.to(device=g.device, dtype=g.dtype)
+        if not torch.allclose(r @ r.T, torch.eye(3, device=r.device, dtype=r.dtype), atol=1e-4) or float(torch.det(r)) < 0:
+            raise ValueError("rotation must be a proper 3x3 rotation matrix (orthonormal, determinant +1).")
+        means = means @ r.T
+        quats = quat_multiply(quat_from_rotation(r).to(quats.dtype).expand_as(quats), quats)
+    means = means * scale
+    if translation is not None:
+        t = _vector(translation, g)
+        means = means + (t if t.dim() == 1 else t.unsqueeze(1))
+    return replace(g, means=means, quats=quats, scales=g.scales * scale)
+
+
+def recenter(g: Gaussians, mode: str = "median") -> Gaussians:
+    """Move each scene so its splats' centre ("median" per axis, robust to far outliers, or "mean")
+    lands on the origin, where viewers orbit."""
+    if mode == "median":
+        centre = g.means.median(dim=1).values
+    elif mode == "mean":
+        centre = g.means.mean(dim=1)
+    else:
+        raise ValueError(f"Unknown recenter mode {mode!r}: use 'median' or 'mean'.")
+    return transform(g, translation=-centre)
+
+
+# -- batching -------------------------------------------------------------------------------------
+def stack_scenes(scenes: Sequence[Gaussians]) -> Gaussians:
+    """Concatenate scenes (each a batch) along B; they must have the same splat count.
+
+    Depth maps are kept when every scene has one of the same size, and dropped otherwise.
+    """
+    if not scenes:
+        raise ValueError("stack_scenes needs at least one scene.")
+    counts = {s.num_gaussians for s in scenes}
+    if len(counts) != 1:
+        raise ValueError(f"Cannot batch scenes with different splat counts {sorted(counts)}.")
+    if len(scenes) == 1:
+        return scenes[0]
+    depths = [s.depth for s in scenes]
+    keep_depth = all(d is not None for d in depths) and len({tuple(d.shape[1:]) for d in depths}) == 1
+    return Gaussians(
+        means=torch.cat([s.means for s in scenes]),
+        scales=torch.cat([s.scales for s in scenes]),
+        quats=torch.cat([s.quats for s in scenes]),
+        colors=torch.cat([s.colors for s in scenes]),
+        opacities=torch.cat([s.opacities for s in scenes]),
+        focal_px=[f for s in scenes for f in s.focal_px],
+        image_size=[wh for s in scenes for wh in s.image_size],
+        depth=torch.cat(depths) if keep_depth else None,
+    )
+
+
+def _vector(value: Sequence[float] | torch.Tensor, g: Gaussians) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=g.dtype).to(g.device)
