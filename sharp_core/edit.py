@@ -111,14 +111,31 @@ def drop_transparent(g: Gaussians, min_opacity: float) -> Gaussians:
     return select_per_scene(g, g.opacities >= min_opacity)
 
 
-def visibility_scores(g: Gaussians) -> torch.Tensor:
-    """(B, N) how much each splat can cover of the source view: opacity x (mean scale / distance)^2.
+def visibility_scores(g: Gaussians, near_m: float = 0.01, blur_px2: float = 0.3) -> torch.Tensor:
+    """(B, N) opacity x area in pixels^2 that each splat covers in its scene's source view.
 
-    The ratio of size to distance is the splat's angular size, so its square approximates the
-    solid angle it covers from the source camera at the origin.
+    The area is sqrt(det) of the splat's covariance projected to the image (first-order, as the
+    rasterizers do) plus the rasterizers' `blur_px2` low-pass. Splats closer than `near_m` or behind
+    the camera (scenes from other tools, or moved by `transform`) count as seen face-on from their
+    distance to the origin.
     """
-    distance = g.means.norm(dim=-1).clamp_min(1e-6)
-    return g.opacities * (g.scales.mean(dim=-1) / distance) ** 2
+    g32 = g.to(dtype=torch.float32)
+    focal = torch.tensor(g32.focal_px, device=g.device).view(-1, 1)  # (B, 1) pixels
+    x, y, z = g32.means.unbind(-1)
+    zc = z.clamp_min(near_m)
+    zeros = torch.zeros_like(zc)
+    jacobian = torch.stack(  # (B, N, 2, 3): d(pixel) / d(point)
+        (torch.stack((focal / zc, zeros, -focal * x / zc**2), -1),
+         torch.stack((zeros, focal / zc, -focal * y / zc**2), -1)),
+        dim=-2,
+    )
+    cov2d = jacobian @ g32.covariances() @ jacobian.transpose(-1, -2)
+    a, b, c = cov2d[..., 0, 0] + blur_px2, cov2d[..., 0, 1], cov2d[..., 1, 1] + blur_px2
+    area_in_front = (a * c - b * b).clamp_min(0).sqrt()
+    two_largest = g32.scales.sort(dim=-1, descending=True).values[..., :2].prod(dim=-1)
+    distance = g32.means.norm(dim=-1).clamp_min(near_m)
+    area_face_on = focal**2 * two_largest / distance**2 + blur_px2
+    return g32.opacities * torch.where(z > near_m, area_in_front, area_face_on)
 
 
 def decimate(g: Gaussians, max_splats: int) -> Gaussians:

@@ -109,13 +109,29 @@ def test_decimate_keeps_the_most_visible_in_original_order():
 
 
 def test_visibility_prefers_near_large_opaque_splats():
-    g = random_scene(n=3)
-    g.means[:] = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 10.0], [0.0, 0.0, 1.0]])
+    g = random_scene(n=4)
+    g.means[:] = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 10.0], [0.0, 0.0, 1.0], [0.0, 0.0, -2.0]])
     g.scales[:] = 0.01
-    g.opacities[:] = torch.tensor([1.0, 1.0, 0.1])
-    s = visibility_scores(g)[0]
+    g.quats[:] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    g.opacities[:] = torch.tensor([1.0, 1.0, 0.1, 1.0])
+    s = visibility_scores(g, blur_px2=0.0)[0]
     assert s[0] > s[1] and s[0] > s[2]
-    assert s[0] == pytest.approx(1e-4)
+    # an isotropic splat of std 1 cm at 1 m seen by f = 500 px: a 5 px std disc, sqrt(det) = 25 px^2
+    assert s[0] == pytest.approx(25.0, rel=1e-4)
+    assert s[1] == pytest.approx(0.25, rel=1e-4)
+    # behind the camera: face-on from its distance (2 m): 500^2 * 0.01^2 / 2^2
+    assert s[3] == pytest.approx(6.25, rel=1e-4)
+
+
+def test_visibility_sees_thin_splats_edge_on_as_small():
+    g = random_scene(n=2)
+    g.means[:] = torch.tensor([0.0, 0.0, 2.0])
+    g.opacities[:] = 1.0
+    g.quats[:] = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    g.scales[0, 0] = torch.tensor([0.1, 0.1, 0.001])  # a disc facing the camera
+    g.scales[0, 1] = torch.tensor([0.001, 0.1, 0.1])  # the same disc seen edge-on
+    s = visibility_scores(g)[0]
+    assert s[0] > 20 * s[1]
 
 
 def test_euler_rotation_and_quaternion_round_trip():
