@@ -26,3 +26,16 @@ def covariances_from_quats_scales(quats: torch.Tensor, scales: torch.Tensor) -> 
     """(..., 4) quaternions and (..., 3) standard deviations -> (..., 3, 3) R diag(s^2) R^T."""
     m = rotations_from_quats(quats) * scales.unsqueeze(-2)
     return m @ m.transpose(-1, -2)
+
+
+def transform_gaussian_frames(quats: torch.Tensor, scales: torch.Tensor, linear: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """TEMPORARY (float64 eigh) until the fast decomposition lands. linear: (3,) diagonal or (3, 3)."""
+    m = (torch.diag(linear) if linear.dim() == 1 else linear).double()
+    cov = m @ covariances_from_quats_scales(quats.double(), scales.double()) @ m.T.double()
+    evals, evecs = torch.linalg.eigh(cov.double())
+    evals, evecs = evals.flip(-1), evecs.flip(-1)
+    evecs = evecs * torch.linalg.det(evecs).sign()[..., None, None]
+    R = evecs
+    w = torch.sqrt((1 + R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2]).clamp(min=1e-12)) / 2
+    q = torch.stack([w, (R[..., 2, 1] - R[..., 1, 2]) / (4 * w), (R[..., 0, 2] - R[..., 2, 0]) / (4 * w), (R[..., 1, 0] - R[..., 0, 1]) / (4 * w)], -1)
+    return q.float(), evals.clamp(min=0).sqrt().float()

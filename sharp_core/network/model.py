@@ -1,0 +1,78 @@
+"""SHARP assembled: monodepth -> Gaussian initializer -> feature decoder -> deltas -> NDC Gaussians.
+
+Attribute paths match the released checkpoint's tensor names exactly, so loading needs no renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .alignment import AlignmentUNetLayout
+from .config import SharpConfig
+from .decoders import GaussianFeatureNetwork, MonodepthNetwork
+from .gaussian_head import NdcGaussians, PredictionHead, compose, initialize
+from .pyramid import SlidingPyramidEncoder
+
+__all__ = ["SharpModel"]
+
+
+class _Holder(nn.Module):
+    """A named slot, so parameter names carry the checkpoint's intermediate path segment."""
+
+    def __init__(self, **children: nn.Module) -> None:
+        super().__init__()
+        for name, child in children.items():
+            self.add_module(name, child)
+
+
+class SharpModel(nn.Module):
+    """Image (B, 3, S, S) in [0, 1] at S = 1536 -> Gaussians in SHARP's NDC frame + monodepth disparity."""
+
+    def __init__(self, cfg: SharpConfig | None = None, with_training_parts: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SharpConfig()
+        self.monodepth_model = _Holder(monodepth_predictor=MonodepthNetwork(cfg, SlidingPyramidEncoder(cfg)))
+        self.feature_model = GaussianFeatureNetwork(cfg)
+        self.prediction_head = PredictionHead(cfg.gaussian_feature_dim, cfg.num_layers)
+        if with_training_parts:
+            self.depth_alignment = _Holder(
+                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps))
+
+    @property
+    def internal_resolution(self) -> int:
+        return self.cfg.internal_resolution
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.prediction_head.geometry_prediction_head.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.prediction_head.geometry_prediction_head.weight.device
+
+    def drop_training_parts(self) -> None:
+        """Free what inference never calls: the depth-alignment UNet and the ViT classifier heads."""
+        if hasattr(self, "depth_alignment"):
+            del self.depth_alignment
+        encoder = self.monodepth_model.monodepth_predictor.encoder
+        encoder.patch_encoder.head = nn.Identity()
+        encoder.image_encoder.head = nn.Identity()
+
+    def forward(self, image: torch.Tensor, disparity_factor: torch.Tensor) -> tuple[NdcGaussians, torch.Tensor]:
+        """image: (B, 3, S, S) in [0, 1]; disparity_factor: (B,) focal / width.
+
+        Returns NDC Gaussians and the monodepth disparity (B, L, S, S), both float32: the networks run
+        in the weights' dtype, the geometric glue between them in float32.
+        """
+        mono = self.monodepth_model.monodepth_predictor
+        image = image.float()
+        encodings = mono.encoder((image * 2.0 - 1.0).to(self.dtype))
+        disparity = mono.head(mono.decoder(encodings)).float()
+        depth = disparity_factor.float()[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
+        base, feature_input = initialize(image, depth, self.cfg.stride, self.cfg.num_layers)
+        del depth
+        texture, geometry = self.feature_model(feature_input.to(self.dtype), encodings)
+        del encodings, feature_input
+        delta = self.prediction_head(texture, geometry).float()
+        return compose(base, delta, self.cfg.num_layers), disparity

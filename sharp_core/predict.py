@@ -1,0 +1,112 @@
+"""One image -> metric 3D Gaussians, with SHARP's exact pre- and post-processing."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .gaussians import Gaussians
+from .network import SharpModel
+from . import linalg
+
+__all__ = ["predict", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
+
+DEFAULT_FOCAL_MM = 30.0  # 35 mm-equivalent, SHARP's default when EXIF has none
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+MIN_IMAGE_SIDE = 4
+
+
+def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
+    """35 mm-equivalent focal length (measured on the diagonal) -> pixels for a W x H image."""
+    return float(focal_mm) * math.hypot(width, height) / FULL_FRAME_DIAGONAL_MM
+
+
+def _as_batch(image: torch.Tensor) -> torch.Tensor:
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a torch.Tensor (H, W, 3) or (B, H, W, 3), got {type(image).__name__}")
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[-1] != 3:
+        hint = " (drop the alpha channel first)" if image.dim() == 4 and image.shape[-1] == 4 else ""
+        raise ValueError(f"image must have shape (H, W, 3) or (B, H, W, 3) RGB, got {tuple(image.shape)}{hint}")
+    b, h, w, _ = image.shape
+    if b == 0 or min(h, w) < MIN_IMAGE_SIDE:
+        raise ValueError(f"image of {w}x{h} pixels (batch {b}) is too small: SHARP needs at least "
+                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels and one image")
+    if not image.is_floating_point():
+        raise ValueError(f"image must be float in [0, 1], got {image.dtype}; divide 8-bit images by 255")
+    return image
+
+
+def _focal_lengths(batch: int, width: int, height: int, focal_px, focal_mm) -> list[float]:
+    if focal_px is not None and focal_mm is not None:
+        raise ValueError("give focal_px or focal_mm, not both")
+    if focal_px is None:
+        mm = DEFAULT_FOCAL_MM if focal_mm is None else focal_mm
+        values = [focal_px_from_mm(m, width, height) for m in _per_image(mm, batch, "focal_mm")]
+    else:
+        values = _per_image(focal_px, batch, "focal_px")
+    for v in values:
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"focal length must be a positive number, got {v}")
+    return values
+
+
+def _per_image(value, batch: int, name: str) -> list[float]:
+    if isinstance(value, torch.Tensor):
+        value = value.flatten().tolist()
+    if isinstance(value, (int, float)):
+        value = [value]
+    values = [float(v) for v in value]
+    if len(values) == 1:
+        values *= batch
+    if len(values) != batch:
+        raise ValueError(f"{name} has {len(values)} values for {batch} images; give one, or one per image")
+    return values
+
+
+@torch.inference_mode()
+def predict(model: SharpModel, image: torch.Tensor, focal_px: float | Sequence[float] | torch.Tensor | None = None,
+            focal_mm: float | Sequence[float] | None = None) -> Gaussians:
+    """Predict metric Gaussians for an image (H, W, 3) or batch (B, H, W, 3), float RGB in [0, 1].
+
+    Focal length in pixels of the given image, or 35 mm-equivalent millimetres (default 30 mm); one
+    value or one per image. Images are processed one at a time (the network's activations at 1536 px
+    dominate memory); outputs live on the model's device in float32. `depth` holds the monodepth's
+    first layer as metric depth (B, H, W) at the input resolution.
+    """
+    image = _as_batch(image)
+    b, h, w, _ = image.shape
+    focals = _focal_lengths(b, w, h, focal_px, focal_mm)
+    scenes = [_predict_one(model, image[i], f) for i, f in enumerate(focals)]
+    if b == 1:
+        return scenes[0]
+    return Gaussians(
+        **{k: torch.cat([getattr(s, k) for s in scenes]) for k in ("means", "scales", "quats", "colors", "opacities", "depth")},
+        focal_px=focals, image_size=[(w, h)] * b,
+    )
+
+
+def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussians:
+    h, w, _ = image.shape
+    size = model.internal_resolution
+    pixels = image.to(device=model.device, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
+    resized = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=True)
+    disparity_factor = torch.tensor([focal / w], device=model.device, dtype=torch.float32)
+    ndc, disparity = model(resized, disparity_factor)
+    del resized
+
+    depth = disparity_factor / disparity[:, :1].clamp(min=1e-4, max=1e4)
+    depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=True)[:, 0]
+    # NDC (x z, y z, z) -> metres: x and y scale by W / (2 f) and H / (2 f), the inverse of SHARP's
+    # pixel-to-NDC intrinsics at 1536 px; the map is diagonal, so covariances transform cheaply.
+    unproject = torch.tensor([w / (2.0 * focal), h / (2.0 * focal), 1.0], device=model.device)
+    quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, unproject)
+    return Gaussians(
+        means=ndc.means * unproject, scales=scales, quats=quats,
+        colors=ndc.colors, opacities=ndc.opacities,
+        focal_px=[focal], image_size=[(w, h)], depth=depth,
+    )
