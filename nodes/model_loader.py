@@ -12,14 +12,15 @@ import comfy.model_patcher
 import folder_paths
 import torch
 
-from ._engine import sharp_core
+from ._engine import engine_module, sharp_core
 from .common import CATEGORY, MODEL
 
 log = logging.getLogger(__name__)
 
 MODEL_FOLDER = "sharp"
-OFFICIAL_REPO = "apple/Sharp"
-OFFICIAL_FILENAME = "sharp_2572gikvuh.pt"
+_weights = engine_module("weights")
+OFFICIAL_REPO = _weights.HF_REPO
+OFFICIAL_FILENAME = _weights.CHECKPOINT_NAME
 CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".sft")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,29 +42,6 @@ def list_checkpoints() -> list[str]:
     """Checkpoints found in every `sharp` folder, plus the official one (downloadable on first use)."""
     found = [f for f in folder_paths.get_filename_list(MODEL_FOLDER) if f.lower().endswith(CHECKPOINT_EXTENSIONS)]
     return sorted(set(found) | {OFFICIAL_FILENAME})
-
-
-def download_official_checkpoint(target_dir: str) -> str:
-    """Fetch `apple/Sharp`'s checkpoint into `target_dir`; huggingface_hub downloads to a temporary
-    name and renames, so an interrupted download leaves no half file under the real name."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as exc:
-        raise RuntimeError(
-            f"huggingface_hub is not installed, so {OFFICIAL_FILENAME} cannot be downloaded. Install it "
-            f"(pip install huggingface_hub) or download the file from https://huggingface.co/{OFFICIAL_REPO} "
-            f"and put it into {target_dir}"
-        ) from exc
-    os.makedirs(target_dir, exist_ok=True)
-    log.info("SHARP: downloading %s from %s into %s (about 2.8 GB)", OFFICIAL_FILENAME, OFFICIAL_REPO, target_dir)
-    try:
-        return hf_hub_download(repo_id=OFFICIAL_REPO, filename=OFFICIAL_FILENAME, local_dir=target_dir)
-    except Exception as exc:  # offline, proxy, HTTP errors: all end in the same advice
-        raise RuntimeError(
-            f"Could not download {OFFICIAL_FILENAME} from https://huggingface.co/{OFFICIAL_REPO} "
-            f"({type(exc).__name__}: {exc}). If this machine is offline, download the file elsewhere and "
-            f"put it into {target_dir}"
-        ) from exc
 
 
 def auto_dtype(device: torch.device) -> torch.dtype:
@@ -153,7 +131,8 @@ class SharpModelLoader:
         path = folder_paths.get_full_path(MODEL_FOLDER, ckpt_name)
         if path is None:
             if ckpt_name == OFFICIAL_FILENAME and download_if_missing:
-                path = download_official_checkpoint(default_model_dir())
+                log.info("SHARP: downloading %s from %s into %s", OFFICIAL_FILENAME, OFFICIAL_REPO, default_model_dir())
+                path = str(_weights.download_checkpoint(default_model_dir()))  # raises with the manual fix
             else:
                 folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
                 hint = (
