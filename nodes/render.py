@@ -95,6 +95,8 @@ class SharpRender:
         custom_move = {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll,
                        "x_m": offset_x, "y_m": offset_y, "z_m": offset_z, "zoom": zoom}
         device, out_device = mm.get_torch_device(), mm.intermediate_device()
+        # the function, not `sharp_core.render`: once imported, the subpackage shadows that name
+        rasterize = engine_module("render").render
         scenes = gaussians.scenes()
         sizes = [(width or s.image_size[0][0], height or s.image_size[0][1]) for s in scenes]
         if len(set(sizes)) > 1:
@@ -108,8 +110,8 @@ class SharpRender:
             for camera in cameras:  # one frame at a time: Cancel and progress between frames
                 mm.throw_exception_if_processing_interrupted()
                 with torch.inference_mode():
-                    result = sharp_core.render(scene, camera.to(device), w, h,
-                                               background=BACKGROUNDS[background], backend=backend)
+                    result = rasterize(scene, camera.to(device), w, h,
+                                       background=BACKGROUNDS[background], backend=backend)
                 colors.append(result.color.to(out_device, torch.float32))
                 alphas.append(result.alpha.to(out_device, torch.float32))
                 depths.append(result.depth.to(out_device, torch.float32))

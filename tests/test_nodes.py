@@ -3,8 +3,10 @@ their behaviour around it: batching, progress, memory management, Cancel, output
 
 from __future__ import annotations
 
-import torch
+import importlib
+
 import pytest
+import torch
 
 from comfy_env import cancel_after, comfy_base, files_under, small_scene, use_base, TINY_NAME  # noqa: F401
 
@@ -160,8 +162,9 @@ def test_render_background_fills_uncovered_pixels(light_scene):
 
 def test_cancel_during_render_stops_mid_path(light_scene, monkeypatch, comfy_base):
     _needs_renderer()
-    real_render, calls = sharp_core.render, []
-    monkeypatch.setattr(sharp_core, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
+    module = importlib.import_module("sharp_core.render")
+    real_render, calls = module.render, []
+    monkeypatch.setattr(module, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
     cancel_after(2)
     with pytest.raises(mm.InterruptProcessingException):
         render(light_scene, frames=30)
