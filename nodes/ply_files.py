@@ -105,7 +105,7 @@ class SharpLoadGaussians:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "ply": (input_ply_files(), {"file_upload": True, "tooltip": "A .ply file in ComfyUI's input folder."}),
+                "ply": (input_ply_files(), {"tooltip": "A .ply file in ComfyUI's input folder (uploads land there too)."}),
             },
             "optional": {
                 "path": ("STRING", {

@@ -18,6 +18,11 @@ MAX_ZOOM = 0.15
 MAX_SIZE = 8192
 
 
+def even(pixels: int) -> int:
+    """Round a size up to even: H.264 (Save Video's default codec) refuses odd widths and heights."""
+    return pixels + pixels % 2
+
+
 def _float(default: float, low: float, high: float, step: float, tooltip: str):
     return ("FLOAT", {"default": default, "min": low, "max": high, "step": step, "tooltip": tooltip})
 
@@ -65,9 +70,9 @@ class SharpRender:
                 }),
                 "frames": ("INT", {"default": 60, "min": 1, "max": 2000, "tooltip": "Frames per scene (original: always 1)."}),
                 "width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 1,
-                                  "tooltip": "Output width in pixels; 0 = the source photo's width."}),
+                                  "tooltip": "Output width in pixels; 0 = the source photo's width (rounded up to even for video encoders)."}),
                 "height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 1,
-                                   "tooltip": "Output height in pixels; 0 = the source photo's height."}),
+                                   "tooltip": "Output height in pixels; 0 = the source photo's height (rounded up to even)."}),
                 "background": (list(BACKGROUNDS), {"default": "black", "tooltip": "Colour behind the splats."}),
                 "backend": (list(BACKENDS), {
                     "default": "auto",
@@ -98,7 +103,7 @@ class SharpRender:
         # the function, not `sharp_core.render`: once imported, the subpackage shadows that name
         rasterize = engine_module("render").render
         scenes = gaussians.scenes()
-        sizes = [(width or s.image_size[0][0], height or s.image_size[0][1]) for s in scenes]
+        sizes = [(width or even(s.image_size[0][0]), height or even(s.image_size[0][1])) for s in scenes]
         if len(set(sizes)) > 1:
             raise ValueError("The scenes have different source sizes; set width and height to render them together.")
         per_scene = 1 if camera_path == "original" else frames

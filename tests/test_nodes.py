@@ -3,6 +3,7 @@ their behaviour around it: batching, progress, memory management, Cancel, output
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pytest
@@ -137,6 +138,9 @@ def test_render_paths_shapes_and_devices(light_scene):
     assert not torch.equal(images[0], images[2])  # the camera moves
     (one, _, _) = render(light_scene, camera_path="original", frames=9, width=32, height=24)
     assert one.shape == (1, 24, 32, 3)
+    odd = dataclasses.replace(light_scene, image_size=[(W - 1, H - 1)])
+    (evened, _, _) = render(odd, camera_path="original")
+    assert evened.shape == (1, H, W, 3)  # rounded up to even sizes, which H.264 needs
 
 
 def test_render_custom_move_ends_at_the_pose(light_scene):
