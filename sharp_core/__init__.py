@@ -1,7 +1,9 @@
 """SHARP single-image-to-3D-Gaussians engine: plain PyTorch, no ComfyUI imports.
 
 Public names are resolved lazily so `import sharp_core` stays cheap and never fails on an
-optional backend (gsplat, CUDA).
+optional backend (gsplat, CUDA). No public function shares its module's name (`predict` lives in
+`prediction`, `render` in `rendering`): importing a submodule binds it on the package and would
+otherwise shadow the function.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ _EXPORTS = {
     "Gaussians": "gaussians",
     "load_model": "checkpoint",
     "SharpModel": "network.model",
-    "predict": "predict",
-    "focal_px_from_mm": "predict",
+    "predict": "prediction",
+    "focal_px_from_mm": "prediction",
     "focal_mm_from_exif": "exif",
     "save_ply": "ply",
     "load_ply": "ply",

@@ -111,14 +111,17 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.dtype | str | None = None,
-                       inference_only: bool = False) -> Path:
+                       inference_only: bool = False, num_heads: int | None = None) -> Path:
     """Re-save a checkpoint as .safetensors (faster, no pickle), optionally cast and stripped of the
-    tensors inference never uses. Written to a temporary name, then renamed."""
+    tensors inference never uses. The ViT head count (not visible in shapes) is stored as metadata.
+    Written to a temporary name, then renamed."""
     dst = Path(dst)
     if dst.suffix.lower() != ".safetensors":
         raise ValueError(f"{dst}: the converted file must end in .safetensors")
     sd, metadata = read_state_dict(src)
-    cfg = check_state_dict(sd, str(src), int(metadata[METADATA_HEADS]) if METADATA_HEADS in metadata else None)
+    if num_heads is None and METADATA_HEADS in metadata:
+        num_heads = int(metadata[METADATA_HEADS])
+    cfg = check_state_dict(sd, str(src), num_heads)
     cast = None if dtype is None else resolve_dtype(dtype)
     out = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
            for k, v in sd.items() if not (inference_only and k.startswith(UNUSED_PREFIXES))}

@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import DTYPES, convert_checkpoint, load_model
 from .exif import load_image
-from .predict import DEFAULT_FOCAL_MM, predict
+from .prediction import DEFAULT_FOCAL_MM, predict
 from .weights import CheckpointUnavailable, download_checkpoint
 
 LOG = logging.getLogger("sharp_core")
@@ -87,7 +87,7 @@ def run_predict(args: argparse.Namespace) -> None:
 
 def run_convert(args: argparse.Namespace) -> None:
     out = convert_checkpoint(args.src, args.dst, dtype=None if args.dtype == "keep" else args.dtype,
-                             inference_only=args.inference_only)
+                             inference_only=args.inference_only, num_heads=args.num_heads)
     LOG.info("wrote %s (%.0f MB)", out, out.stat().st_size / 2**20)
 
 
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="keep", choices=["keep", "fp32", "fp16", "bf16"])
     c.add_argument("--inference-only", action="store_true",
                    help="drop the depth-alignment UNet and ViT classifier heads (unused at inference)")
+    c.add_argument("--num-heads", type=int, help="ViT head count when the source file does not record it")
     c.set_defaults(run=run_convert)
     return parser
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from sharp_core.exif import focal_mm_from_exif, load_image
-from sharp_core.predict import focal_px_from_mm
+from sharp_core.prediction import focal_px_from_mm
 
 
 def _jpeg(tmp_path, exif_tags: dict[int, object], ifd_tags: dict[int, object], size=(40, 20)):

@@ -43,10 +43,28 @@ class MonodepthNetwork(nn.Module):
             nn.Conv2d(d, d // 2, 3, padding=1),
             nn.ConvTranspose2d(d // 2, d // 2, 2, stride=2),
             nn.Conv2d(d // 2, hidden, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(hidden, layers, 1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
+
+    def disparity(self, features: torch.Tensor, rows_per_strip: int = 128) -> torch.Tensor:
+        """Run `head` on horizontal strips of the decoder output (B, d, S/2, S/2) -> (B, L, S, S).
+
+        The head's widest activation (d/2 channels at full resolution, 1.2 GB at 1536 px) is never
+        materialised whole. Strips carry a 2-row halo, which covers the two 3x3 convolutions around
+        the x2 upsampling, so the result equals the unsplit computation exactly.
+        """
+        rows = features.shape[-2]
+        if rows <= rows_per_strip:
+            return self.head(features)
+        halo, out = 2, []
+        for top in range(0, rows, rows_per_strip):
+            bottom = min(top + rows_per_strip, rows)
+            lo, hi = max(top - halo, 0), min(bottom + halo, rows)
+            strip = self.head(features[..., lo:hi, :])
+            out.append(strip[..., 2 * (top - lo):2 * (bottom - lo), :])
+        return torch.cat(out, dim=-2)
 
 
 class SkipConv(nn.Module):
@@ -76,9 +94,9 @@ class GaussianFeatureNetwork(nn.Module):
         return nn.Sequential(
             norm_act_conv_block(d, d, d // 2, groups),
             norm_act_conv_block(d, d, d // 2, groups),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(d, d_out, 1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, feature_input: torch.Tensor, encodings: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

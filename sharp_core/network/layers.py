@@ -22,24 +22,25 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.shortcut is None else self.shortcut(x)
-        return skip + self.residual(x)
+        return self.residual(x).add_(skip)  # the residual output is fresh: add in place
 
 
 def norm_act_conv_block(dim_in: int, dim_out: int, dim_hidden: int | None = None,
                         norm_groups: int = 8) -> ResidualBlock:
     """Pre-activation block: (GroupNorm, ReLU, 3x3 conv) twice, 1x1 shortcut when widths differ."""
     hidden = dim_out // 2 if dim_hidden is None else dim_hidden
-    residual = nn.Sequential(
-        nn.GroupNorm(norm_groups, dim_in), nn.ReLU(), nn.Conv2d(dim_in, hidden, 3, padding=1),
-        nn.GroupNorm(norm_groups, hidden), nn.ReLU(), nn.Conv2d(hidden, dim_out, 3, padding=1),
+    residual = nn.Sequential(  # each ReLU follows a fresh GroupNorm output: safe in place
+        nn.GroupNorm(norm_groups, dim_in), nn.ReLU(inplace=True), nn.Conv2d(dim_in, hidden, 3, padding=1),
+        nn.GroupNorm(norm_groups, hidden), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim_out, 3, padding=1),
     )
     return ResidualBlock(residual, nn.Conv2d(dim_in, dim_out, 1) if dim_in != dim_out else None)
 
 
 def fusion_residual(dim: int) -> ResidualBlock:
     """(ReLU, 3x3 conv) twice with an identity shortcut, as in DPT's fusion blocks."""
+    # The second ReLU acts on a fresh conv output, so it may work in place (saves one activation).
     return ResidualBlock(nn.Sequential(
-        nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1), nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1),
+        nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(dim, dim, 3, padding=1),
     ))
 
 
@@ -55,7 +56,7 @@ class FusionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if skip is not None:
-            x = x + self.resnet1(skip)
+            x = self.resnet1(skip).add_(x)
         return self.out_conv(self.deconv(self.resnet2(x)))
 
 

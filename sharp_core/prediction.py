@@ -104,7 +104,7 @@ def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussi
     # NDC (x z, y z, z) -> metres: x and y scale by W / (2 f) and H / (2 f), the inverse of SHARP's
     # pixel-to-NDC intrinsics at 1536 px; the map is diagonal, so covariances transform cheaply.
     unproject = torch.tensor([w / (2.0 * focal), h / (2.0 * focal), 1.0], device=model.device)
-    quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, unproject)
+    quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, torch.diag(unproject))
     return Gaussians(
         means=ndc.means * unproject, scales=scales, quats=quats,
         colors=ndc.colors, opacities=ndc.opacities,

@@ -1,0 +1,13 @@
+"""The public names stay callable whatever was imported first."""
+
+import importlib
+
+import sharp_core
+
+
+def test_public_functions_survive_submodule_imports():
+    for module in ("prediction", "checkpoint", "ply", "exif", "cli"):
+        importlib.import_module(f"sharp_core.{module}")
+    for name in ("predict", "load_model", "save_ply", "load_ply", "focal_px_from_mm", "focal_mm_from_exif"):
+        assert callable(getattr(sharp_core, name)), name
+    assert isinstance(sharp_core.Gaussians, type)
