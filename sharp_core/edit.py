@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from .gaussians import Gaussians
+from .linalg import quats_from_rotations
 
 __all__ = [
     "OPENCV_TO_Y_UP",
@@ -27,7 +28,6 @@ __all__ = [
     "decimate",
     "select_per_scene",
     "rotation_from_euler_deg",
-    "quat_from_rotation",
     "quat_multiply",
     "transform",
     "recenter",
@@ -163,32 +163,6 @@ def rotation_from_euler_deg(x_deg: float = 0.0, y_deg: float = 0.0, z_deg: float
     return rz @ ry @ rx
 
 
-def quat_from_rotation(r: torch.Tensor) -> torch.Tensor:
-    """(3, 3) rotation matrix -> (4,) unit quaternion (w, x, y, z) with w >= 0.
-
-    Picks the largest of w, x, y, z to divide by, which keeps the result accurate near half turns.
-    """
-    m = r.double()
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    candidates = torch.stack([trace, m[0, 0], m[1, 1], m[2, 2]])
-    k = int(candidates.argmax())
-    if k == 0:
-        s = 2.0 * torch.sqrt(1.0 + trace)
-        q = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif k == 1:
-        s = 2.0 * torch.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif k == 2:
-        s = 2.0 * torch.sqrt(1.0 - m[0, 0] + m[1, 1] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * torch.sqrt(1.0 - m[0, 0] - m[1, 1] + m[2, 2])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4]
-    quat = torch.stack(q)
-    quat = quat / quat.norm()
-    return (quat if quat[0] >= 0 else -quat).to(r.dtype)
-
-
 def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product a * b of (..., 4) quaternions (w, x, y, z): rotate by b, then by a."""
     aw, ax, ay, az = a.unbind(-1)
@@ -224,7 +198,7 @@ def transform(
         if not torch.allclose(r @ r.T, torch.eye(3, device=r.device, dtype=r.dtype), atol=1e-4) or float(torch.det(r)) < 0:
             raise ValueError("rotation must be a proper 3x3 rotation matrix (orthonormal, determinant +1).")
         means = means @ r.T
-        quats = quat_multiply(quat_from_rotation(r).to(quats.dtype).expand_as(quats), quats)
+        quats = quat_multiply(quats_from_rotations(r).to(quats.dtype).expand_as(quats), quats)
     means = means * scale
     if translation is not None:
         t = _vector(translation, g)

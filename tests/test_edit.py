@@ -12,7 +12,6 @@ from sharp_core.edit import (
     crop,
     decimate,
     drop_transparent,
-    quat_from_rotation,
     quat_multiply,
     recenter,
     rotation_from_euler_deg,
@@ -22,7 +21,7 @@ from sharp_core.edit import (
     visibility_scores,
 )
 from sharp_core.gaussians import Gaussians
-from sharp_core.linalg import rotations_from_quats
+from sharp_core.linalg import quats_from_rotations as quat_from_rotation, rotations_from_quats
 
 
 def random_scene(b: int = 1, n: int = 500, seed: int = 0) -> Gaussians:

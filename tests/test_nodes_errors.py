@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from comfy_env import TINY_NAME, comfy_base, files_under, small_scene  # noqa: F401
 
