@@ -12,6 +12,11 @@ GAUSSIANS = "SHARP_GAUSSIANS"  # kept distinct from ComfyUI core's own GAUSSIAN 
 MODEL = "SHARP_MODEL"
 
 
+def float_input(default: float, low: float, high: float, step: float, tooltip: str) -> tuple[str, dict]:
+    """A FLOAT widget spec for INPUT_TYPES."""
+    return ("FLOAT", {"default": default, "min": low, "max": high, "step": step, "tooltip": tooltip})
+
+
 def depth_to_image(depth: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """(B, H, W) metric depth (metres, <= 0 = empty) -> (B, H, W, 3) IMAGE in [0, 1], near = bright.
 

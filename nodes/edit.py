@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from ._engine import engine_module
-from .common import CATEGORY, GAUSSIANS
+from .common import CATEGORY, GAUSSIANS, float_input
 
 ORIENTATIONS = ("keep (OpenCV: y down, z forward)", "OpenCV -> y-up viewer")
 RECENTER = ("off", "median", "mean")
 NO_LIMIT = 1000.0  # metres; SHARP scenes span a few to a few hundred metres
-
-
-def _float(default: float, low: float, high: float, step: float, tooltip: str):
-    return ("FLOAT", {"default": default, "min": low, "max": high, "step": step, "tooltip": tooltip})
 
 
 class SharpEditGaussians:
@@ -31,13 +27,13 @@ class SharpEditGaussians:
         return {
             "required": {
                 "gaussians": (GAUSSIANS, {"tooltip": "Scene(s) to edit."}),
-                "min_depth": _float(0.0, 0.0, NO_LIMIT, 0.01, "Drop splats nearer than this (metres along the view axis)."),
-                "max_depth": _float(0.0, 0.0, NO_LIMIT, 0.01, "Drop splats farther than this (metres); 0 = no limit."),
-                "x_min": _float(-NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres to the right of the source camera (min)."),
-                "x_max": _float(NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres to the right (max)."),
-                "y_min": _float(-NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres downwards (OpenCV y, min)."),
-                "y_max": _float(NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres downwards (max)."),
-                "min_opacity": _float(0.0, 0.0, 1.0, 0.01, "Drop splats fainter than this opacity (0 = keep all)."),
+                "min_depth": float_input(0.0, 0.0, NO_LIMIT, 0.01, "Drop splats nearer than this (metres along the view axis)."),
+                "max_depth": float_input(0.0, 0.0, NO_LIMIT, 0.01, "Drop splats farther than this (metres); 0 = no limit."),
+                "x_min": float_input(-NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres to the right of the source camera (min)."),
+                "x_max": float_input(NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres to the right (max)."),
+                "y_min": float_input(-NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres downwards (OpenCV y, min)."),
+                "y_max": float_input(NO_LIMIT, -NO_LIMIT, NO_LIMIT, 0.01, "Crop box, metres downwards (max)."),
+                "min_opacity": float_input(0.0, 0.0, 1.0, 0.01, "Drop splats fainter than this opacity (0 = keep all)."),
                 "max_splats": ("INT", {
                     "default": 0, "min": 0, "max": 16_777_216, "step": 1000,
                     "tooltip": "Keep at most this many splats, the most visible from the source view "
@@ -49,10 +45,10 @@ class SharpEditGaussians:
                     "tooltip": "OpenCV -> y-up viewer turns the scene half a turn about x so it opens upright in "
                                "common 3DGS viewers.",
                 }),
-                "rotate_x": _float(0.0, -180.0, 180.0, 0.5, "Extra rotation about x, degrees (applied first)."),
-                "rotate_y": _float(0.0, -180.0, 180.0, 0.5, "Extra rotation about y, degrees (second)."),
-                "rotate_z": _float(0.0, -180.0, 180.0, 0.5, "Extra rotation about z, degrees (third)."),
-                "scale": _float(1.0, 0.001, 1000.0, 0.01, "Uniform scale about the origin (after rotation)."),
+                "rotate_x": float_input(0.0, -180.0, 180.0, 0.5, "Extra rotation about x, degrees (applied first)."),
+                "rotate_y": float_input(0.0, -180.0, 180.0, 0.5, "Extra rotation about y, degrees (second)."),
+                "rotate_z": float_input(0.0, -180.0, 180.0, 0.5, "Extra rotation about z, degrees (third)."),
+                "scale": float_input(1.0, 0.001, 1000.0, 0.01, "Uniform scale about the origin (after rotation)."),
             }
         }
 

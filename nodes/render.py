@@ -7,7 +7,7 @@ import comfy.utils
 import torch
 
 from ._engine import engine_module, sharp_core
-from .common import CATEGORY, GAUSSIANS, depth_to_image
+from .common import CATEGORY, GAUSSIANS, depth_to_image, float_input
 
 CAMERA_PATHS = ("rotate_forward", "swipe", "shake", "rotate", "original", "custom")
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "gray": (0.5, 0.5, 0.5), "green": (0.0, 1.0, 0.0)}
@@ -21,10 +21,6 @@ MAX_SIZE = 8192
 def even(pixels: int) -> int:
     """Round a size up to even: H.264 (Save Video's default codec) refuses odd widths and heights."""
     return pixels + pixels % 2
-
-
-def _float(default: float, low: float, high: float, step: float, tooltip: str):
-    return ("FLOAT", {"default": default, "min": low, "max": high, "step": step, "tooltip": tooltip})
 
 
 def cameras_for_path(scene, camera_path: str, frames: int, width: int, height: int, motion_scale: float,
@@ -78,14 +74,14 @@ class SharpRender:
                     "default": "auto",
                     "tooltip": "auto: gsplat on CUDA when installed, else the built-in PyTorch rasterizer.",
                 }),
-                "motion_scale": _float(1.0, 0.0, 10.0, 0.05, "Amplitude of the preset moves (1 = SHARP's defaults)."),
-                "yaw": _float(0.0, -180.0, 180.0, 0.5, "custom: degrees, > 0 swings the camera right around the focus point."),
-                "pitch": _float(0.0, -90.0, 90.0, 0.5, "custom: degrees, > 0 raises the camera around the focus point."),
-                "roll": _float(0.0, -180.0, 180.0, 0.5, "custom: degrees, > 0 turns the view clockwise."),
-                "offset_x": _float(0.0, -100.0, 100.0, 0.01, "custom: metres to the camera's right."),
-                "offset_y": _float(0.0, -100.0, 100.0, 0.01, "custom: metres down (OpenCV y)."),
-                "offset_z": _float(0.0, -100.0, 100.0, 0.01, "custom: metres forward, into the scene."),
-                "zoom": _float(1.0, 0.05, 20.0, 0.01, "custom: focal length factor (2 = twice as close-up)."),
+                "motion_scale": float_input(1.0, 0.0, 10.0, 0.05, "Amplitude of the preset moves (1 = SHARP's defaults)."),
+                "yaw": float_input(0.0, -180.0, 180.0, 0.5, "custom: degrees, > 0 swings the camera right around the focus point."),
+                "pitch": float_input(0.0, -90.0, 90.0, 0.5, "custom: degrees, > 0 raises the camera around the focus point."),
+                "roll": float_input(0.0, -180.0, 180.0, 0.5, "custom: degrees, > 0 turns the view clockwise."),
+                "offset_x": float_input(0.0, -100.0, 100.0, 0.01, "custom: metres to the camera's right."),
+                "offset_y": float_input(0.0, -100.0, 100.0, 0.01, "custom: metres down (OpenCV y)."),
+                "offset_z": float_input(0.0, -100.0, 100.0, 0.01, "custom: metres forward, into the scene."),
+                "zoom": float_input(1.0, 0.05, 20.0, 0.01, "custom: focal length factor (2 = twice as close-up)."),
             }
         }
 
