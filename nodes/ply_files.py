@@ -1,0 +1,149 @@
+"""Save Gaussians (PLY) and Load Gaussians (PLY): files in ComfyUI's output and input folders."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import comfy.model_management as mm
+import folder_paths
+
+from ._engine import sharp_core
+from .common import CATEGORY, GAUSSIANS, path_inside
+
+
+def allowed_folders() -> list[str]:
+    return [folder_paths.get_input_directory(), folder_paths.get_output_directory(), folder_paths.get_temp_directory()]
+
+
+def input_ply_files() -> list[str]:
+    """PLY files anywhere under input/ (relative paths, '/' separators), for the combo."""
+    root = folder_paths.get_input_directory()
+    found = []
+    for folder, _dirs, files in os.walk(root):
+        found += [os.path.relpath(os.path.join(folder, f), root).replace(os.sep, "/") for f in files
+                  if f.lower().endswith(".ply")]
+    return sorted(found)
+
+
+def resolve_ply(ply: str, path: str) -> str:
+    """The file to load: `path` when given (absolute, or relative to input/ with an optional
+    ' [output]' / ' [temp]' suffix), else the `ply` choice; it must stay inside input/output/temp."""
+    chosen = path.strip() if path and path.strip() else ply
+    if not chosen:
+        raise ValueError("No PLY chosen: upload one to ComfyUI's input folder or type a path.")
+    full = chosen if os.path.isabs(chosen) else folder_paths.get_annotated_filepath(chosen)
+    if not path_inside(full, allowed_folders()):
+        raise ValueError(
+            f"'{chosen}' is outside ComfyUI's input, output and temp folders; only files inside them can be "
+            "loaded. Copy the PLY into the input folder."
+        )
+    if not os.path.isfile(full):
+        raise FileNotFoundError(f"PLY file not found: {full}")
+    return full
+
+
+class SharpSaveGaussians:
+    DESCRIPTION = (
+        "Writes each scene as a PLY in SHARP's layout (3DGS viewers, ComfyUI's 3D File to Gaussian Splat "
+        "and other packs' PLY viewers read it) into ComfyUI's output folder."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("ply_path",)
+    OUTPUT_TOOLTIPS = ("Full path of the saved file (one per line when several scenes were saved).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "gaussians": (GAUSSIANS, {"tooltip": "Scene(s) to save; each becomes its own file."}),
+                "filename_prefix": ("STRING", {
+                    "default": "sharp/scene",
+                    "tooltip": "Relative to the output folder; may contain subfolders and %date:yyyy-MM-dd% style "
+                               "formats. Files are named <prefix>_00001_.ply, counting up.",
+                }),
+            }
+        }
+
+    def save(self, gaussians, filename_prefix: str = "sharp/scene"):
+        output_dir = folder_paths.get_output_directory()
+        width, height = gaussians.image_size[0]
+        try:
+            folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+                filename_prefix, output_dir, width, height
+            )
+        except Exception as exc:  # ComfyUI raises a bare Exception for prefixes that leave the folder
+            raise ValueError(
+                f"Cannot save with filename_prefix '{filename_prefix}': it must stay inside ComfyUI's output "
+                "folder (no '..', no absolute path), e.g. 'sharp/scene'."
+            ) from exc
+        paths, entries = [], []
+        for scene in gaussians.scenes():
+            mm.throw_exception_if_processing_interrupted()
+            filename = f"{name}_{counter:05}_.ply"
+            full = os.path.join(folder, filename)
+            sharp_core.save_ply(scene, full)  # temp name + rename: never a half-written file
+            paths.append(full)
+            entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
+            counter += 1
+        text = "\n".join(paths)
+        return {"ui": {"ply": entries, "text": [text]}, "result": (text,)}
+
+
+class SharpLoadGaussians:
+    DESCRIPTION = "Loads a 3D Gaussian splat PLY (SHARP's or any 3DGS PLY) from ComfyUI's input, output or temp folder."
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (GAUSSIANS,)
+    RETURN_NAMES = ("gaussians",)
+    OUTPUT_TOOLTIPS = ("The scene, on ComfyUI's compute device.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "ply": (input_ply_files(), {"tooltip": "A .ply file in ComfyUI's input folder (uploads land there too)."}),
+            },
+            "optional": {
+                "path": ("STRING", {
+                    "default": "",
+                    "tooltip": "Instead of the list: a path inside the input, output or temp folder, e.g. "
+                               "'sharp/scene_00001_.ply [output]' or an absolute path there. Empty = use the list.",
+                }),
+            },
+        }
+
+    def load(self, ply: str = "", path: str = ""):
+        full = resolve_ply(ply, path)
+        try:
+            gaussians = sharp_core.load_ply(full)
+        except Exception as exc:
+            raise ValueError(f"Cannot read {full} as a Gaussian splat PLY: {exc}") from exc
+        return (gaussians.to(mm.get_torch_device()),)
+
+    @classmethod
+    def IS_CHANGED(cls, ply="", path="", **kwargs):
+        try:
+            full = resolve_ply(ply, path)
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc)  # VALIDATE_INPUTS reports it
+        stat = os.stat(full)
+        return hashlib.sha256(f"{full}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, ply="", path=""):
+        try:
+            resolve_ply(ply, path)
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc)
+        return True
+
+
+NODE_CLASS_MAPPINGS = {"SharpSaveGaussians": SharpSaveGaussians, "SharpLoadGaussians": SharpLoadGaussians}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SharpSaveGaussians": "Save Gaussians (PLY)",
+    "SharpLoadGaussians": "Load Gaussians (PLY)",
+}

@@ -1,0 +1,123 @@
+"""SHARP Predict: IMAGE batch -> one Gaussian scene per image, plus a depth preview and the focal."""
+
+from __future__ import annotations
+
+import logging
+
+import comfy.model_management as mm
+import comfy.utils
+import torch
+
+from ._engine import engine_module, sharp_core
+from .common import CATEGORY, GAUSSIANS, MODEL, depth_to_image
+
+log = logging.getLogger(__name__)
+
+FOCAL_UNITS = ("mm (35 mm equivalent)", "pixels")
+MIN_IMAGE_SIDE = 16  # pixels; SHARP upsamples to 1536, anything smaller carries no usable content
+
+
+def check_image(image: torch.Tensor) -> torch.Tensor:
+    """Validate a ComfyUI IMAGE (B, H, W, C) and return its RGB part (B, H, W, 3).
+
+    RGBA drops alpha (SHARP sees colour only); greyscale (C = 1) is repeated to RGB.
+    """
+    if not isinstance(image, torch.Tensor) or image.dim() != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"SHARP Predict expects an IMAGE batch shaped (B, H, W, C), got {shape}.")
+    b, h, w, c = image.shape
+    if b == 0:
+        raise ValueError("SHARP Predict got an empty image batch: connect a node that outputs at least one image.")
+    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"The image is {w} x {h} pixels; SHARP needs at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE}. "
+            "Check the image source (an empty mask or a 1 x 1 placeholder?)."
+        )
+    if c == 4:
+        log.info("SHARP Predict: ignoring the alpha channel of an RGBA image.")
+        return image[..., :3]
+    if c == 1:
+        return image.expand(-1, -1, -1, 3)
+    if c != 3:
+        raise ValueError(f"SHARP Predict expects 1, 3 or 4 colour channels, got {c}.")
+    return image
+
+
+def focal_arguments(focal_length: float, focal_unit: str, wired_focal_mm: float | None) -> dict[str, float]:
+    """Keyword for `sharp_core.predict`: a wired 35 mm-equivalent value wins over the widget."""
+    if wired_focal_mm is not None:
+        value, unit, source = float(wired_focal_mm), FOCAL_UNITS[0], "the wired focal_length_mm input"
+    else:
+        value, unit, source = float(focal_length), focal_unit, "focal_length"
+    if not value > 0:  # also catches NaN
+        raise ValueError(f"Focal length from {source} is {value}; it must be greater than 0 ({unit}).")
+    if unit == FOCAL_UNITS[0]:
+        return {"focal_mm": value}
+    if unit == FOCAL_UNITS[1]:
+        return {"focal_px": value}
+    raise ValueError(f"Unknown focal_unit '{unit}': choose one of {', '.join(FOCAL_UNITS)}.")
+
+
+class SharpPredict:
+    DESCRIPTION = (
+        "Runs SHARP on each image: one feed-forward pass turns a photo into ~1.2 M metric 3D Gaussians "
+        "(SHARP_GAUSSIANS, one scene per image)."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "predict"
+    RETURN_TYPES = (GAUSSIANS, "IMAGE", "FLOAT")
+    RETURN_NAMES = ("gaussians", "depth", "focal_px")
+    OUTPUT_TOOLTIPS = (
+        "One Gaussian scene per input image, on the model's device (OpenCV frame, metres).",
+        "Inverse-depth preview of each image (near = bright), same size as the input.",
+        "Focal length in pixels of the input image, as SHARP used it.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "sharp_model": (MODEL, {"tooltip": "From Load SHARP Model."}),
+                "image": ("IMAGE", {"tooltip": "Photo(s) to lift to 3D; every image becomes its own scene."}),
+                "focal_length": ("FLOAT", {
+                    "default": 30.0, "min": 0.1, "max": 100000.0, "step": 0.1,
+                    "tooltip": "Focal length of the camera that took the photo, in focal_unit. 30 mm (35 mm "
+                               "equivalent) suits most phone photos; ignored when focal_length_mm is wired.",
+                }),
+                "focal_unit": (list(FOCAL_UNITS), {
+                    "default": FOCAL_UNITS[0],
+                    "tooltip": "mm (35 mm equivalent) as in EXIF 'FocalLengthIn35mmFilm', or pixels of this image.",
+                }),
+            },
+            "optional": {
+                "focal_length_mm": ("FLOAT", {
+                    "forceInput": True,
+                    "tooltip": "35 mm-equivalent focal length, e.g. from Load Image (focal length); overrides the widget.",
+                }),
+            },
+        }
+
+    def predict(self, sharp_model, image: torch.Tensor, focal_length: float = 30.0,
+                focal_unit: str = FOCAL_UNITS[0], focal_length_mm: float | None = None):
+        rgb = check_image(image)
+        focal = focal_arguments(focal_length, focal_unit, focal_length_mm)
+        device = sharp_model.load_for_inference(batch_size=1)
+        progress = comfy.utils.ProgressBar(rgb.shape[0])
+        scenes = []
+        for i in range(rgb.shape[0]):  # one image per pass: bounded memory, progress and Cancel between images
+            mm.throw_exception_if_processing_interrupted()
+            with torch.inference_mode():
+                scenes.append(sharp_core.predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal))
+            progress.update(1)
+        gaussians = engine_module("edit").stack_scenes(scenes)
+        height, width = rgb.shape[1:3]
+        if gaussians.depth is not None:
+            depth = depth_to_image(gaussians.depth, size=(height, width))
+        else:
+            log.warning("SHARP Predict: the engine returned no depth map; the depth output is black.")
+            depth = torch.zeros(rgb.shape[0], height, width, 3)
+        return (gaussians, depth.to(mm.intermediate_device()), float(gaussians.focal_px[0]))
+
+
+NODE_CLASS_MAPPINGS = {"SharpPredict": SharpPredict}
+NODE_DISPLAY_NAME_MAPPINGS = {"SharpPredict": "SHARP Predict"}

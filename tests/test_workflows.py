@@ -1,0 +1,210 @@
+"""Every shipped workflow loads in the front end and matches the nodes it names.
+
+Checks: the UI-format fields the front end's schema requires; every node type is one of ours or a
+ComfyUI core node (table below, taken from ComfyUI 0.3.64's source); widgets_values match the
+widgets in count, type, range and choices; links join an output and an input of the same type.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from comfy_env import ROOT, comfy_base  # noqa: F401
+
+from nodes import NODE_CLASS_MAPPINGS
+
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+
+# Core nodes the workflows use: inputs in declaration order as (name, type, options) and output
+# types, as written in Comfy-Org/ComfyUI 0.3.64 (nodes.py, comfy_extras/nodes_video.py,
+# nodes_images.py, nodes_mask.py, comfy/samplers.py). "COMBO" options list the valid choices.
+SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_sde", "ddim",
+            "uni_pc", "lcm"]  # a subset of KSAMPLER_NAMES + ddim / uni_pc
+SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
+              "linear_quadratic", "kl_optimal"]
+MAX_RESOLUTION = 16384
+CORE_NODES: dict[str, dict] = {
+    "LoadImage": {"inputs": [("image", "COMBO", {"image_upload": True})], "outputs": ["IMAGE", "MASK"]},
+    "CheckpointLoaderSimple": {"inputs": [("ckpt_name", "COMBO", {})], "outputs": ["MODEL", "CLIP", "VAE"]},
+    "CLIPTextEncode": {"inputs": [("text", "STRING", {"multiline": True}), ("clip", "CLIP", {})],
+                       "outputs": ["CONDITIONING"]},
+    "EmptyLatentImage": {"inputs": [("width", "INT", {"min": 16, "max": MAX_RESOLUTION, "step": 8}),
+                                    ("height", "INT", {"min": 16, "max": MAX_RESOLUTION, "step": 8}),
+                                    ("batch_size", "INT", {"min": 1, "max": 4096})],
+                         "outputs": ["LATENT"]},
+    "KSampler": {"inputs": [("model", "MODEL", {}),
+                            ("seed", "INT", {"min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
+                            ("steps", "INT", {"min": 1, "max": 10000}),
+                            ("cfg", "FLOAT", {"min": 0.0, "max": 100.0}),
+                            ("sampler_name", "COMBO", {"options": SAMPLERS}),
+                            ("scheduler", "COMBO", {"options": SCHEDULERS}),
+                            ("positive", "CONDITIONING", {}), ("negative", "CONDITIONING", {}),
+                            ("latent_image", "LATENT", {}),
+                            ("denoise", "FLOAT", {"min": 0.0, "max": 1.0})],
+                 "outputs": ["LATENT"]},
+    "VAEDecode": {"inputs": [("samples", "LATENT", {}), ("vae", "VAE", {})], "outputs": ["IMAGE"]},
+    "SaveImage": {"inputs": [("images", "IMAGE", {}), ("filename_prefix", "STRING", {})], "outputs": []},
+    "PreviewImage": {"inputs": [("images", "IMAGE", {})], "outputs": []},
+    "SaveAnimatedWEBP": {"inputs": [("images", "IMAGE", {}), ("filename_prefix", "STRING", {}),
+                                    ("fps", "FLOAT", {"min": 0.01, "max": 1000.0}), ("lossless", "BOOLEAN", {}),
+                                    ("quality", "INT", {"min": 0, "max": 100}),
+                                    ("method", "COMBO", {"options": ["default", "fastest", "slowest"]})],
+                         "outputs": []},
+    "CreateVideo": {"inputs": [("images", "IMAGE", {}), ("fps", "FLOAT", {"min": 1.0, "max": 120.0}),
+                               ("audio", "AUDIO", {"optional": True})],
+                    "outputs": ["VIDEO"]},
+    "SaveVideo": {"inputs": [("video", "VIDEO", {}), ("filename_prefix", "STRING", {}),
+                             ("format", "COMBO", {"options": ["auto", "mp4"]}),
+                             ("codec", "COMBO", {"options": ["auto", "h264"]})],
+                  "outputs": []},
+    "MaskToImage": {"inputs": [("mask", "MASK", {})], "outputs": ["IMAGE"]},
+}
+FRONTEND_ONLY = {"Note", "MarkdownNote"}  # front-end nodes that never reach the server
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+SEED_CONTROL = {"fixed", "increment", "decrement", "randomize"}
+
+
+def our_inputs(node_type: str) -> list[tuple[str, str, dict]]:
+    spec = NODE_CLASS_MAPPINGS[node_type].INPUT_TYPES()
+    rows = []
+    for section in ("required", "optional"):
+        for name, (kind, options) in spec.get(section, {}).items():
+            options = dict(options, optional=section == "optional")
+            if isinstance(kind, list):
+                rows.append((name, "COMBO", dict(options, options=kind)))
+            else:
+                rows.append((name, kind, options))
+    return rows
+
+
+def node_signature(node_type: str) -> tuple[list[tuple[str, str, dict]], list[str]]:
+    if node_type in NODE_CLASS_MAPPINGS:
+        return our_inputs(node_type), list(NODE_CLASS_MAPPINGS[node_type].RETURN_TYPES)
+    core = CORE_NODES[node_type]
+    return core["inputs"], core["outputs"]
+
+
+def expected_widgets(inputs: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    """The widget values the front end saves, in order, including the extra seed-control and
+    upload-button values it appends after some widgets."""
+    widgets = []
+    for name, kind, options in inputs:
+        if kind not in WIDGET_TYPES or options.get("forceInput"):
+            continue
+        widgets.append((name, kind, options))
+        if options.get("control_after_generate"):
+            widgets.append((f"{name} control", "SEED_CONTROL", {}))
+        if options.get("image_upload"):
+            widgets.append(("upload", "UPLOAD", {}))
+    return widgets
+
+
+def check_value(where: str, kind: str, options: dict, value) -> None:
+    if kind == "INT":
+        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: {value!r} is not an INT"
+    elif kind == "FLOAT":
+        assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: {value!r} is not a FLOAT"
+    elif kind == "STRING":
+        assert isinstance(value, str), f"{where}: {value!r} is not a STRING"
+    elif kind == "BOOLEAN":
+        assert isinstance(value, bool), f"{where}: {value!r} is not a BOOLEAN"
+    elif kind == "COMBO" and "options" in options:
+        assert value in options["options"], f"{where}: {value!r} not in {options['options']}"
+    elif kind == "COMBO":  # file lists (checkpoints, uploads) depend on the user's folders
+        assert isinstance(value, str) and value, f"{where}: {value!r} is not a file name"
+    elif kind == "SEED_CONTROL":
+        assert value in SEED_CONTROL, f"{where}: {value!r} is not a seed control"
+    elif kind == "UPLOAD":
+        assert value == "image", f"{where}: the upload button saves 'image', got {value!r}"
+    if kind in ("INT", "FLOAT"):
+        assert options.get("min", value) <= value <= options.get("max", value), f"{where}: {value} out of range"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_workflows_are_shipped():
+    assert len(WORKFLOWS) >= 4
+    names = " ".join(p.name for p in WORKFLOWS)
+    for piece in ("ply", "video", "text", "focal"):
+        assert piece in names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_ui_format_fields(path):
+    wf = load(path)
+    for key in ("last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra", "version"):
+        assert key in wf, f"{path.name} lacks top-level '{key}'"
+    ids = [n["id"] for n in wf["nodes"]]
+    assert len(set(ids)) == len(ids) and wf["last_node_id"] >= max(ids)
+    assert wf["last_link_id"] >= max((link[0] for link in wf["links"]), default=0)
+    for node in wf["nodes"]:
+        for key in ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "properties",
+                    "widgets_values"):
+            assert key in node, f"{path.name}: node {node.get('id')} lacks '{key}'"
+    assert sorted(n["order"] for n in wf["nodes"]) == list(range(len(wf["nodes"])))
+    assert any(n["type"] in FRONTEND_ONLY and n["widgets_values"][0].strip() for n in wf["nodes"]), \
+        f"{path.name} has no note explaining it"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_node_types_and_widgets(comfy_base, path):
+    # after start-up the example photos are in input/, so our file lists must offer them
+    spec = importlib.util.spec_from_file_location("sharp_prestartup_wf", ROOT / "prestartup_script.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    for node in load(path)["nodes"]:
+        kind = node["type"]
+        if kind in FRONTEND_ONLY:
+            continue
+        assert kind in NODE_CLASS_MAPPINGS or kind in CORE_NODES, f"{path.name}: unknown node type {kind}"
+        inputs, _ = node_signature(kind)
+        widgets = expected_widgets(inputs)
+        values = node["widgets_values"]
+        assert len(values) == len(widgets), (
+            f"{path.name}: {kind} has {len(values)} widget values, expected {[w[0] for w in widgets]}")
+        for (name, wkind, options), value in zip(widgets, values):
+            check_value(f"{path.name}: {kind}.{name}", wkind, options, value)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_links_connect_compatible_types(path):
+    wf = load(path)
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    for link_id, src, src_slot, dst, dst_slot, link_type in wf["links"]:
+        source, target = nodes[src], nodes[dst]
+        _, outputs = node_signature(source["type"])
+        inputs, _ = node_signature(target["type"])
+        out_type = outputs[src_slot]
+        socket = target["inputs"][dst_slot]
+        declared = {name: kind for name, kind, _ in inputs}
+        where = f"{path.name}: link {link_id} {source['type']}[{src_slot}] -> {target['type']}.{socket['name']}"
+        assert socket["name"] in declared, f"{where}: no such input"
+        assert out_type == link_type == declared[socket["name"]] == socket["type"], f"{where}: type mismatch"
+        assert socket["link"] == link_id and link_id in source["outputs"][src_slot]["links"], f"{where}: dangling"
+        assert source["outputs"][src_slot]["type"] == out_type
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_required_sockets_are_connected(path):
+    for node in load(path)["nodes"]:
+        if node["type"] in FRONTEND_ONLY:
+            continue
+        inputs, _ = node_signature(node["type"])
+        linked = {s["name"] for s in node["inputs"] if s["link"] is not None}
+        for name, kind, options in inputs:
+            socket = kind not in WIDGET_TYPES or options.get("forceInput")
+            if socket and not options.get("optional"):
+                assert name in linked, f"{path.name}: {node['type']}.{name} is not connected"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_photos_the_workflows_load_are_bundled(path):
+    bundled = {p.name for p in (ROOT / "examples").iterdir()}
+    for node in load(path)["nodes"]:
+        if node["type"] in ("LoadImage", "SharpLoadImage"):
+            assert node["widgets_values"][0] in bundled
