@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_target
 from .network import SharpModel
 from .network.config import UNUSED_PREFIXES, SharpConfig, config_from_state_dict, has_training_parts
 
@@ -127,11 +128,8 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: to
            for k, v in sd.items() if not (inference_only and k.startswith(UNUSED_PREFIXES))}
     from safetensors.torch import save_file
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.partial")
-    try:
+    from safetensors.torch import save_file
+
+    with atomic_target(dst) as tmp:
         save_file(out, str(tmp), metadata={METADATA_HEADS: str(cfg.patch_vit.num_heads), "source": Path(src).name})
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst

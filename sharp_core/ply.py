@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .color import linear_to_srgb, srgb_to_linear
 from .gaussians import Gaussians
 
@@ -98,20 +98,10 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> Path:
     header.append("end_header\n")
     tail = b"".join(np.asarray(values, dtype="<" + dtype).tobytes() for _, dtype, values in supplements)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write("\n".join(header).encode("ascii"))
-            f.write(memoryview(vertex).cast("B"))
-            f.write(tail)
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        f.write("\n".join(header).encode("ascii"))
+        f.write(memoryview(vertex).cast("B"))
+        f.write(tail)
     return path
 
 

@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .color import linear_to_srgb, srgb_to_linear
 from .gaussians import Gaussians
 
@@ -201,15 +201,8 @@ def write_preview(gaussians: Gaussians, path: str | os.PathLike, max_splats: int
     """
     path = Path(path)
     data = encode_preview(gaussians, max_splats)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(data)
     return path
 
 

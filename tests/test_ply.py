@@ -12,7 +12,7 @@ from plyfile import PlyData, PlyElement
 from safetensors.torch import load_file
 
 import sharp_core.ply as ply
-from sharp_core import color
+from sharp_core import atomic, color
 from sharp_core.gaussians import Gaussians
 from sharp_core.ply import load_ply, save_ply
 
@@ -294,7 +294,7 @@ def test_save_rejects_batches_and_leaves_nothing(tmp_path):
 def test_failed_write_leaves_folder_unchanged(tmp_path, monkeypatch):
     existing = save_ply(_random_gaussians(10), tmp_path / "scene.ply")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_fdopen = ply.os.fdopen
+    real_open = open
     writes = []
 
     class FailingFile:
@@ -315,7 +315,7 @@ def test_failed_write_leaves_folder_unchanged(tmp_path, monkeypatch):
                 raise OSError("No space left on device")
             return self._f.write(data)
 
-    monkeypatch.setattr(ply.os, "fdopen", lambda fd, mode: FailingFile(real_fdopen(fd, mode)))
+    monkeypatch.setattr(atomic, "open", lambda path, mode: FailingFile(real_open(path, mode)), raising=False)
     with pytest.raises(OSError, match="No space left"):
         save_ply(_random_gaussians(20, seed=9), existing)
     monkeypatch.undo()

@@ -3,13 +3,12 @@ atomic writes, clear errors, and the Preview Gaussians node's `ui` entry."""
 
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
+from comfy_env import comfy_base  # noqa: F401  (fixture)
 from sharp_core.color import linear_to_srgb
 from sharp_core.gaussians import Gaussians
 from sharp_core.preview_file import (
@@ -146,11 +145,8 @@ def test_batch_writes_scene_zero_only():
 
 
 @pytest.fixture
-def fake_folder_paths(tmp_path, monkeypatch):
-    module = types.ModuleType("folder_paths")
-    module.get_temp_directory = lambda: str(tmp_path)
-    monkeypatch.setitem(sys.modules, "folder_paths", module)
-    return tmp_path
+def fake_folder_paths(comfy_base):
+    return comfy_base / "temp"
 
 
 def test_preview_node_writes_file_and_ui_lists(fake_folder_paths):

@@ -1,0 +1,42 @@
+"""Write files so that readers only ever see a complete file (or none): temp name, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+__all__ = ["atomic_target", "atomic_write"]
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder for a writer that wants a file name; on success it
+    replaces `path`, on any error it is removed. Permissions are those a plain `open()` would give
+    (mkstemp's are owner-only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """`atomic_target` for writers that want an open binary file."""
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        yield f
