@@ -195,3 +195,15 @@ def test_missing_file_and_bad_dtype():
         sharp_core.load_model(TINY / "nope.safetensors")
     with pytest.raises(ValueError, match="unsupported dtype"):
         sharp_core.load_model(TINY / "weights.safetensors", dtype="int8")
+
+
+def test_strip_decoding_equals_whole_decoding():
+    torch.manual_seed(3)
+    model = SharpModel(_small_config(), with_training_parts=False).eval()
+    mono = model.monodepth_model.monodepth_predictor
+    encodings = [torch.randn(1, c, s, s) for c, s in zip(model.cfg.encoder_dims, (64, 32, 16, 8, 4))]
+    with torch.inference_mode():
+        whole = mono.head(mono.decoder(encodings))
+        strips = mono.disparity(encodings, rows_per_strip=5)  # 13 strips, ragged last one
+    assert strips.shape == whole.shape == (1, 2, 128, 128)
+    assert torch.allclose(strips, whole, atol=1e-6, rtol=1e-5)

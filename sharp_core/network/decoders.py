@@ -23,10 +23,37 @@ class MultiresDecoder(nn.Module):
                                      for i in range(len(dims)))
 
     def forward(self, encodings: list[torch.Tensor]) -> torch.Tensor:
+        return self.fuse_finest(self.fuse_coarse(encodings), encodings[0])
+
+    def fuse_coarse(self, encodings: list[torch.Tensor]) -> torch.Tensor:
+        """Every fusion but the last: features at the finest resolution, before the finest skip."""
         x = self.fusions[-1](self.convs[-1](encodings[-1]))
-        for i in range(len(encodings) - 2, -1, -1):
+        for i in range(len(encodings) - 2, 0, -1):
             x = self.fusions[i](x, self.convs[i](encodings[i]))
         return x
+
+    def fuse_finest(self, x: torch.Tensor, finest: torch.Tensor) -> torch.Tensor:
+        return self.fusions[0](x, self.convs[0](finest))
+
+
+def run_in_row_strips(fn, inputs: list[torch.Tensor], halo: int, upscale: int, rows_per_strip: int) -> torch.Tensor:
+    """fn(*inputs) computed on horizontal strips (inputs share their height), concatenated.
+
+    `fn` must be made of local operations whose receptive field spans at most `halo` input rows
+    each side, with outputs `upscale` times taller than inputs. Each strip carries its halo and
+    the halo's rows are cropped, so the result equals fn(*inputs) exactly, while fn's
+    temporaries only ever exist one strip at a time.
+    """
+    rows = inputs[0].shape[-2]
+    if rows <= rows_per_strip:
+        return fn(*inputs)
+    out = []
+    for top in range(0, rows, rows_per_strip):
+        bottom = min(top + rows_per_strip, rows)
+        lo, hi = max(top - halo, 0), min(bottom + halo, rows)
+        strip = fn(*(t[..., lo:hi, :] for t in inputs))
+        out.append(strip[..., upscale * (top - lo):upscale * (bottom - lo), :])
+    return torch.cat(out, dim=-2)
 
 
 class MonodepthNetwork(nn.Module):
@@ -48,23 +75,20 @@ class MonodepthNetwork(nn.Module):
             nn.ReLU(inplace=True),
         )
 
-    def disparity(self, features: torch.Tensor, rows_per_strip: int = 128) -> torch.Tensor:
-        """Run `head` on horizontal strips of the decoder output (B, d, S/2, S/2) -> (B, L, S, S).
+    def disparity(self, encodings: list[torch.Tensor], rows_per_strip: int = 96) -> torch.Tensor:
+        """Decode encodings to disparity (B, L, S, S).
 
-        The head's widest activation (d/2 channels at full resolution, 1.2 GB at 1536 px) is never
-        materialised whole. Strips carry a 2-row halo, which covers the two 3x3 convolutions around
-        the x2 upsampling, so the result equals the unsplit computation exactly.
+        The last fusion and the head run at S/2 and S px on the widest features (1.2 GB per
+        activation at 1536 px in float32), so they run on exact halo strips: four 3x3 convolutions
+        in the fusion block, two in the head around the x2 upsampling, hence a 6-row halo.
         """
-        rows = features.shape[-2]
-        if rows <= rows_per_strip:
-            return self.head(features)
-        halo, out = 2, []
-        for top in range(0, rows, rows_per_strip):
-            bottom = min(top + rows_per_strip, rows)
-            lo, hi = max(top - halo, 0), min(bottom + halo, rows)
-            strip = self.head(features[..., lo:hi, :])
-            out.append(strip[..., 2 * (top - lo):2 * (bottom - lo), :])
-        return torch.cat(out, dim=-2)
+        coarse = self.decoder.fuse_coarse(encodings)
+
+        def finest_and_head(x: torch.Tensor, finest: torch.Tensor) -> torch.Tensor:
+            return self.head(self.decoder.fuse_finest(x, finest))
+
+        return run_in_row_strips(finest_and_head, [coarse, encodings[0]], halo=6, upscale=2,
+                                 rows_per_strip=rows_per_strip)
 
 
 class SkipConv(nn.Module):

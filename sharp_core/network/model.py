@@ -68,7 +68,7 @@ class SharpModel(nn.Module):
         mono = self.monodepth_model.monodepth_predictor
         image = image.float()
         encodings = mono.encoder((image * 2.0 - 1.0).to(self.dtype))
-        disparity = mono.disparity(mono.decoder(encodings)).float()
+        disparity = mono.disparity(encodings).float()
         depth = disparity_factor.float()[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
         base, feature_input = initialize(image, depth, self.cfg.stride, self.cfg.num_layers)
         del depth
