@@ -9,6 +9,8 @@ camera z of the splat centres (metres, 0 where nothing was hit).
 from __future__ import annotations
 
 import logging
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -223,3 +225,14 @@ def _background_linear(background, device: torch.device) -> torch.Tensor:
     if bg.numel() != 3:
         raise ValueError(f"background must be one sRGB value or three (r, g, b), got {bg.numel()} values.")
     return srgb_to_linear(bg.clamp(0.0, 1.0))
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `sharp_core.render(...)` work even when the package attribute `render` is this
+    module (importing `sharp_core.render.<submodule>` first binds the module to that name)."""
+
+    def __call__(self, *args, **kwargs) -> RenderResult:
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,16 +1,17 @@
 """Tile rasterizer in plain PyTorch that draws exactly what gsplat's "classic" 3DGS path draws.
 
-Pipeline (all vectorised; Python only loops over screen bands and compositing rounds):
+Pipeline (all vectorised; Python only loops over screen bands):
 1. `project_gaussians`: EWA projection of the 3D covariances (gsplat's clamped Jacobian), 2D
    low-pass `eps2d`, near/far, opacity-aware 3.33-sigma radius and off-screen culling.
 2. `bin_tiles`: every splat is paired with the 16 x 16 tiles its radius box touches; one stable
    sort gives each tile its splats front to back (the (tile, depth) order of gsplat).
-3. compositing per tile, front to back, with gsplat's rules: pixel centres at +0.5, alpha =
+3. compositing front to back with gsplat's rules: pixel centres at +0.5, alpha =
    min(0.999, opacity exp(-sigma)), skip alpha < 1/255 or sigma < 0, stop a pixel before the
-   splat that would bring its transmittance to <= 1e-4. `composite_eager` does it with tensor
-   ops in rounds of K splats per tile; `native.composite_native` is the same loop compiled.
-Work is split into bands of tile rows so the pair list and the compositing temporaries stay
-inside `memory_budget_mb`.
+   splat that would bring its transmittance to <= 1e-4, and a splat only reaches the pixels of
+   the tiles it was binned to. `native.composite_native` runs that loop per tile, compiled;
+   `composite_eager` (any device, no compiler) expands splats to (pixel, splat) pairs, sorts
+   them by (pixel, depth) and replaces the loop by a segmented scan.
+Work is split into bands of rows so pair lists and temporaries stay inside `memory_budget_mb`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ TRANSMITTANCE_MIN = 1e-4
 MAX_EXTEND_SIGMA = 3.33
 FOV_MARGIN = 0.3  # Jacobian clamp: 30 % of the half field of view beyond the image border
 
-# Bytes of working memory per (tile, splat) pair and per (splat, pixel) compositing element,
-# measured on the eager path; they turn the budget into band and round sizes.
+# Bytes of working memory per (tile, splat) pair (native path) and per (pixel, splat) candidate
+# (eager path, all temporaries alive at its peak); they turn the budget into band sizes.
 _BYTES_PER_PAIR = 64
-_BYTES_PER_ELEMENT = 48
+_BYTES_PER_ELEMENT = 120
 _BYTES_PER_SPLAT_PROJECTION = 400
 
 
@@ -199,22 +200,10 @@ def tile_boxes(proj: Projected, width: int, height: int) -> torch.Tensor:
 
 def plan_bands(boxes: torch.Tensor, height: int, memory_budget_mb: float) -> list[tuple[int, int]]:
     """Split the tile rows into bands whose (tile, splat) pairs fit the memory budget."""
-    tiles_y = math.ceil(height / TILE_SIZE)
     widths = boxes[:, 1] - boxes[:, 0]
-    # pairs per tile row: difference array over each box's rows, weighted by its width
-    per_row = torch.zeros(tiles_y + 1, dtype=torch.int64, device=boxes.device)
-    per_row.index_add_(0, boxes[:, 2], widths)
-    per_row.index_add_(0, boxes[:, 3], -widths)
-    per_row = per_row.cumsum(0)[:tiles_y].cpu()
-    limit = max(1, int(memory_budget_mb * 2**20 / _BYTES_PER_PAIR))
-    bands, start, acc = [], 0, 0
-    for row, count in enumerate(per_row.tolist()):  # loop over tile rows, not splats
-        if acc and acc + count > limit:
-            bands.append((start, row))
-            start, acc = row, 0
-        acc += count
-    bands.append((start, tiles_y))
-    return bands
+    tiles_y = math.ceil(height / TILE_SIZE)
+    limit = memory_budget_mb * 2**20 / _BYTES_PER_PAIR
+    return _bands_from_row_counts(boxes[:, 2], boxes[:, 3], widths, tiles_y, limit)
 
 
 def bin_tiles(depth_order: torch.Tensor, boxes: torch.Tensor, width: int, band: tuple[int, int]) -> TileBins:
@@ -250,79 +239,116 @@ def bin_tiles(depth_order: torch.Tensor, boxes: torch.Tensor, width: int, band: 
     return TileBins(tile_rows=band, offsets=offsets, ids=ids)
 
 
-def composite_eager(
-    proj: Projected, bins: TileBins, width: int, height: int, memory_budget_mb: float,
-    out_features: torch.Tensor, out_transmittance: torch.Tensor,
-) -> None:
-    """Front-to-back compositing of one band with tensor ops, written into the (H, W, 4) and
-    (H, W) outputs (weighted linear RGB + depth sums, final transmittance).
+def pixel_boxes(proj: Projected, boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """(M, 4) int64 inclusive pixel ranges [x0, x1, y0, y1] each splat can touch.
 
-    Every round takes the next K splats of every unfinished tile and evaluates them against the
-    tile's 256 pixels at once; a cumulative product gives each pixel's transmittance in order,
-    so gsplat's per-pixel early stop is reproduced exactly. Tiles leave once every pixel has
-    stopped or their list is spent.
+    The alpha >= 1/255 ellipse box (`extents`) clipped to the splat's gsplat tile box and the
+    image, so a splat reaches exactly the pixels gsplat would let it reach.
     """
+    lo = torch.floor(proj.means2d - proj.extents - 0.5).long()
+    hi = torch.ceil(proj.means2d + proj.extents - 0.5).long()
+    x0 = torch.maximum(lo[:, 0], boxes[:, 0] * TILE_SIZE).clamp(min=0)
+    x1 = torch.minimum(hi[:, 0], boxes[:, 1] * TILE_SIZE - 1).clamp(max=width - 1)
+    y0 = torch.maximum(lo[:, 1], boxes[:, 2] * TILE_SIZE).clamp(min=0)
+    y1 = torch.minimum(hi[:, 1], boxes[:, 3] * TILE_SIZE - 1).clamp(max=height - 1)
+    return torch.stack([x0, x1, y0, y1], -1)
+
+
+def plan_pixel_bands(pix: torch.Tensor, height: int, memory_budget_mb: float) -> list[tuple[int, int]]:
+    """Split the pixel rows into bands whose (pixel, splat) candidates fit the memory budget."""
+    widths = (pix[:, 1] - pix[:, 0] + 1).clamp(min=0)
+    rows_end = torch.maximum(pix[:, 3] + 1, pix[:, 2])
+    return _bands_from_row_counts(pix[:, 2], rows_end, widths, height, memory_budget_mb * 2**20 / _BYTES_PER_ELEMENT)
+
+
+def composite_eager(
+    proj: Projected, pix: torch.Tensor, depth_order: torch.Tensor, width: int, band: tuple[int, int],
+    out_features: torch.Tensor, out_transmittance: torch.Tensor,
+) -> tuple[float, float]:
+    """Front-to-back compositing of pixel rows [band) with tensor ops, written into the (H, W, 4)
+    weighted (linear RGB, depth) sums and the (H, W) final transmittance.
+
+    Every splat is expanded to the pixels of its box (in depth order), pairs below 1/255 are
+    dropped, and one stable sort by pixel groups them front to back. A segmented cumulative sum
+    of log(1 - alpha) gives each pair its transmittance, so gsplat's per-pixel stop (exclude the
+    splat that would bring T to <= 1e-4, and all after it) is reproduced exactly. Returns the
+    seconds spent expanding + sorting and compositing.
+    """
+    t0 = time.perf_counter()
     device = proj.means2d.device
-    tiles_x = math.ceil(width / TILE_SIZE)
-    first, end = bins.tile_rows
-    n_tiles = (end - first) * tiles_x
-    area = TILE_SIZE * TILE_SIZE
-    lin = torch.arange(area, device=device)
-    tile_idx = torch.arange(n_tiles, device=device)
-    pix_x = (tile_idx % tiles_x)[:, None] * TILE_SIZE + (lin % TILE_SIZE)[None]  # (T, 256)
-    pix_y = (tile_idx // tiles_x + first)[:, None] * TILE_SIZE + (lin // TILE_SIZE)[None]
-    inside = (pix_x < width) & (pix_y < height)
+    first, end = band
+    b = pix[depth_order]
+    y0 = b[:, 2].clamp(min=first)
+    y1 = b[:, 3].clamp(max=end - 1)
+    nx = (b[:, 1] - b[:, 0] + 1).clamp(min=0)
+    counts = nx * (y1 - y0 + 1).clamp(min=0)
+    sel = (counts > 0).nonzero().squeeze(1)
+    counts = counts[sel]
+    g_sel = depth_order[sel]
+    # per-splat rows repeated once per covered pixel: one gather-free expansion for all fields
+    per_splat = torch.cat([
+        proj.means2d[g_sel], proj.conics[g_sel], proj.opacities[g_sel, None],
+        b[sel, :1].float(), y0[sel, None].float(), nx[sel, None].float(),
+    ], dim=1)
+    rep = torch.repeat_interleave(per_splat, counts, dim=0)
+    owner = torch.repeat_interleave(torch.arange(sel.numel(), device=device, dtype=torch.int32), counts)
+    starts = counts.cumsum(0) - counts
+    local = (torch.arange(rep.shape[0], device=device) - torch.repeat_interleave(starts, counts)).float()
+    del per_splat
+    mx, my, ca, cb, cc, opac, x0f, y0f, nxf = rep.unbind(1)
+    row = torch.floor((local + 0.5) / nxf)  # small integers: exact in float32
+    px = x0f + (local - row * nxf)
+    py = y0f + row
+    dx = mx - (px + 0.5)
+    dy = my - (py + 0.5)
+    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+    alpha = torch.clamp(opac * torch.exp(-sigma), max=ALPHA_MAX)
+    hit = ((sigma >= 0) & (alpha >= ALPHA_MIN)).nonzero().squeeze(1)
+    pixel = ((py[hit] - first) * width + px[hit]).int()
+    alpha = alpha[hit]
+    g = g_sel[owner[hit].long()]
+    del rep, local, row, px, py, dx, dy, sigma, hit, owner
+    pixel, order = torch.sort(pixel, stable=True)  # per pixel, still front to back
+    g, alpha = g[order], alpha[order]
+    t1 = time.perf_counter()
 
-    start = bins.offsets[:-1].clone()
-    stop = bins.offsets[1:]
-    trans = torch.ones(n_tiles, area, device=device)
-    done = ~inside
-    acc = torch.zeros(n_tiles, area, 4, device=device)
-    active = ((stop > start) & ~done.all(1)).nonzero().squeeze(1)
-    budget_elements = max(area, int(memory_budget_mb * 2**20 / _BYTES_PER_ELEMENT))
-    n_ids = max(bins.ids.numel(), 1)
-    ids = bins.ids.long() if bins.ids.numel() else torch.zeros(1, dtype=torch.long, device=device)
-    while active.numel():
-        k = max(1, min(64, budget_elements // (active.numel() * area)))
-        rows = active[: max(1, budget_elements // (k * area))]
-        pos = start[rows, None] + torch.arange(k, device=device)  # (A, K)
-        valid = pos < stop[rows, None]
-        g = ids[pos.clamp(max=n_ids - 1)]
-        mean = proj.means2d[g]  # (A, K, 2)
-        conic = proj.conics[g]
-        dx = mean[..., 0, None] - (pix_x[rows, None, :] + 0.5)  # (A, K, 256)
-        dy = mean[..., 1, None] - (pix_y[rows, None, :] + 0.5)
-        sigma = 0.5 * (conic[..., 0, None] * dx * dx + conic[..., 2, None] * dy * dy)
-        sigma += conic[..., 1, None] * dx * dy
-        alpha = torch.clamp(proj.opacities[g][..., None] * torch.exp(-sigma), max=ALPHA_MAX)
-        hit = (sigma >= 0) & (alpha >= ALPHA_MIN) & valid[..., None] & ~done[rows, None, :]
-        alpha = torch.where(hit, alpha, 0.0)
-        t_before = trans[rows]
-        t_incl = torch.cumprod(1.0 - alpha, dim=1) * t_before[:, None, :]
-        used = hit & (t_incl > TRANSMITTANCE_MIN)
-        t_excl = torch.cat([t_before[:, None, :], t_incl[:, :-1]], dim=1)
-        weight = torch.where(used, alpha * t_excl, 0.0)
-        acc[rows] += torch.bmm(weight.transpose(1, 2), proj.features[g])
-        trans[rows] = torch.where(used, t_incl, t_before[:, None, :]).amin(dim=1)
-        done[rows] |= (hit & ~used).any(dim=1)
-        start[rows] += k
-        remaining = (start[active] < stop[active]) & ~done[active].all(1)
-        active = active[remaining]
-
-    _scatter_tiles(acc, trans, first, tiles_x, width, height, out_features, out_transmittance)
+    log_keep = torch.log1p(-alpha.double())
+    incl = log_keep.cumsum(0)
+    new_run = torch.ones_like(pixel, dtype=torch.bool)
+    new_run[1:] = pixel[1:] != pixel[:-1]
+    run_id = new_run.long().cumsum(0) - 1
+    before_run = (incl - log_keep)[new_run]  # cumulative sum before each pixel's first splat
+    incl = incl - before_run[run_id]
+    t_incl = torch.exp(incl)
+    used = (t_incl > TRANSMITTANCE_MIN).nonzero().squeeze(1)
+    pixel, g, alpha = pixel[used].long(), g[used], alpha[used]
+    t_incl = t_incl[used]
+    weight = (alpha.double() * t_incl / (1.0 - alpha.double())).float()  # alpha x T before
+    n_pix = (end - first) * width
+    sums = torch.zeros(n_pix, 4, device=device)
+    sums.index_add_(0, pixel, proj.features[g] * weight[:, None])
+    trans = torch.ones(n_pix, device=device)
+    trans.scatter_reduce_(0, pixel, t_incl.float(), reduce="amin")
+    out_features[first:end] = sums.view(end - first, width, 4)
+    out_transmittance[first:end] = trans.view(end - first, width)
+    return t1 - t0, time.perf_counter() - t1
 
 
-def _scatter_tiles(acc, trans, first_row, tiles_x, width, height, out_features, out_transmittance):
-    """Copy per-tile (T, 256, C) results into the image rows of the band, cropping the edges."""
-    rows = acc.shape[0] // tiles_x
-    img = acc.reshape(rows, tiles_x, TILE_SIZE, TILE_SIZE, 4).permute(0, 2, 1, 3, 4)
-    img = img.reshape(rows * TILE_SIZE, tiles_x * TILE_SIZE, 4)
-    t_img = trans.reshape(rows, tiles_x, TILE_SIZE, TILE_SIZE).permute(0, 2, 1, 3)
-    t_img = t_img.reshape(rows * TILE_SIZE, tiles_x * TILE_SIZE)
-    y0 = first_row * TILE_SIZE
-    y1 = min(height, y0 + rows * TILE_SIZE)
-    out_features[y0:y1] = img[: y1 - y0, :width]
-    out_transmittance[y0:y1] = t_img[: y1 - y0, :width]
+def _bands_from_row_counts(row_start, row_end, widths, n_rows, limit) -> list[tuple[int, int]]:
+    """Group consecutive rows so each group's summed width (pairs) stays under `limit`."""
+    per_row = torch.zeros(n_rows + 1, dtype=torch.int64, device=widths.device)
+    per_row.index_add_(0, row_start.clamp(0, n_rows), widths)
+    per_row.index_add_(0, row_end.clamp(0, n_rows), -widths)
+    per_row = per_row.cumsum(0)[:n_rows].cpu()
+    limit = max(1, int(limit))
+    bands, start, acc = [], 0, 0
+    for row, count in enumerate(per_row.tolist()):  # loop over rows, not splats
+        if acc and acc + count > limit:
+            bands.append((start, row))
+            start, acc = row, 0
+        acc += count
+    bands.append((start, n_rows))
+    return bands
 
 
 @dataclass
@@ -375,20 +401,25 @@ def rasterize(
     )
     boxes = tile_boxes(proj, width, height)
     depth_order = torch.sort(proj.depths, stable=True).indices
-    bands = plan_bands(boxes, height, memory_budget_mb / 2)
+    if use_native:
+        bands = plan_bands(boxes, height, memory_budget_mb)
+    else:
+        pix = pixel_boxes(proj, boxes, width, height)
+        bands = plan_pixel_bands(pix, height, memory_budget_mb)
     timings["projection"] += time.perf_counter() - t0
 
     features = torch.zeros(height, width, 4, device=device)
     transmittance = torch.ones(height, width, device=device)
     for band in bands:
-        t0 = time.perf_counter()
-        bins = bin_tiles(depth_order, boxes, width, band)
-        t1 = time.perf_counter()
         if use_native:
+            t0 = time.perf_counter()
+            bins = bin_tiles(depth_order, boxes, width, band)
+            t1 = time.perf_counter()
             native.composite_native(proj, bins, width, height, features, transmittance)
+            timings["binning"] += t1 - t0
+            timings["compositing"] += time.perf_counter() - t1
         else:
-            composite_eager(proj, bins, width, height, memory_budget_mb / 2, features, transmittance)
-        t2 = time.perf_counter()
-        timings["binning"] += t1 - t0
-        timings["compositing"] += t2 - t1
+            binning, compositing = composite_eager(proj, pix, depth_order, width, band, features, transmittance)
+            timings["binning"] += binning
+            timings["compositing"] += compositing
     return RasterOutput(features, transmittance, timings, "native" if use_native else "eager")
