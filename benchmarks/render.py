@@ -81,12 +81,15 @@ def current_rss_gb() -> float:
 
 
 def time_frame(scene, camera, width, height, repeats, **options):
-    best, result = math.inf, None
+    """Best wall time of `repeats` renders, with the result (and stage split) of that run."""
+    best, best_result = math.inf, None
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = render(scene, camera, width, height, backend="torch", **options)
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+        seconds = time.perf_counter() - t0
+        if seconds < best:
+            best, best_result = seconds, result
+    return best, best_result
 
 
 def main() -> None:

@@ -329,3 +329,14 @@ def test_gsplat_and_torch_backends_agree(antialiased):
     assert ref.backend == "gsplat" and ours.backend == "torch"
     assert (ref.color - ours.color).abs().max() < 2e-3  # __expf and fused arithmetic on the GPU
     assert (ref.alpha - ours.alpha).abs().max() < 2e-3
+
+
+def test_segmented_scan_both_precisions():
+    from sharp_core.render.torch_tiles import _segmented_cumsum
+
+    gen = torch.Generator().manual_seed(0)
+    keys = torch.sort(torch.randint(0, 40, (2000,), generator=gen)).values
+    values = -torch.rand(2000, generator=gen)
+    expected = torch.cat([values[keys == k].double().cumsum(0) for k in keys.unique()])
+    torch.testing.assert_close(_segmented_cumsum(values.double(), keys), expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(_segmented_cumsum(values, keys).double(), expected, atol=2e-5, rtol=0)

@@ -312,18 +312,13 @@ def composite_eager(
     g, alpha = g[order], alpha[order]
     t1 = time.perf_counter()
 
-    log_keep = torch.log1p(-alpha.double())
-    incl = log_keep.cumsum(0)
-    new_run = torch.ones_like(pixel, dtype=torch.bool)
-    new_run[1:] = pixel[1:] != pixel[:-1]
-    run_id = new_run.long().cumsum(0) - 1
-    before_run = (incl - log_keep)[new_run]  # cumulative sum before each pixel's first splat
-    incl = incl - before_run[run_id]
+    log_keep = torch.log1p(-alpha.to(_scan_dtype(device)))
+    incl = _segmented_cumsum(log_keep, pixel)
     t_incl = torch.exp(incl)
     used = (t_incl > TRANSMITTANCE_MIN).nonzero().squeeze(1)
     pixel, g, alpha = pixel[used].long(), g[used], alpha[used]
     t_incl = t_incl[used]
-    weight = (alpha.double() * t_incl / (1.0 - alpha.double())).float()  # alpha x T before
+    weight = (alpha * torch.exp(incl[used] - log_keep[used])).float()  # alpha x T before
     n_pix = (end - first) * width
     sums = torch.zeros(n_pix, 4, device=device)
     sums.index_add_(0, pixel, proj.features[g] * weight[:, None])
@@ -332,6 +327,35 @@ def composite_eager(
     out_features[first:end] = sums.view(end - first, width, 4)
     out_transmittance[first:end] = trans.view(end - first, width)
     return t1 - t0, time.perf_counter() - t1
+
+
+def _scan_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+
+
+def _segmented_cumsum(values: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sums of `values` restarted wherever the sorted `keys` change.
+
+    In float64 one global cumsum minus each run's starting value is exact enough; in float32
+    the global sum would swamp the per-run ones, so runs are scanned by doubling steps instead.
+    """
+    new_run = torch.ones_like(keys, dtype=torch.bool)
+    new_run[1:] = keys[1:] != keys[:-1]
+    run_id = new_run.long().cumsum(0) - 1
+    if values.dtype == torch.float64:
+        total = values.cumsum(0)
+        before_run = (total - values)[new_run]
+        return total - before_run[run_id]
+    run_start = new_run.nonzero().squeeze(1)
+    offset = torch.arange(values.numel(), device=values.device) - run_start[run_id]
+    longest = int(offset.max()) + 1 if values.numel() else 0
+    out, shift = values.clone(), 1
+    while shift < longest:  # log2(longest run) steps
+        shifted = torch.zeros_like(out)
+        shifted[shift:] = out[:-shift]
+        out = out + torch.where(offset >= shift, shifted, 0.0)
+        shift *= 2
+    return out
 
 
 def _bands_from_row_counts(row_start, row_end, widths, n_rows, limit) -> list[tuple[int, int]]:
