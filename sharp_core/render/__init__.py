@@ -98,18 +98,71 @@ def render(
             eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
             memory_budget_mb=memory_budget_mb, scene=scene, compositor=compositor,
         )
-    _check_inputs(gaussians, camera, width, height, scene, backend)
+    _check_inputs(gaussians, [camera], width, height, scene, backend)
+    return _render_one(
+        _scene_tensors(gaussians, scene), camera, int(width), int(height), background, backend,
+        antialiased=antialiased, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        memory_budget_mb=memory_budget_mb, compositor=compositor,
+    )
+
+
+def render_many(
+    gaussians: Gaussians,
+    cameras: Sequence[Camera],
+    width: int,
+    height: int,
+    background: Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0),
+    backend: Backend = "auto",
+    **options,
+) -> RenderResult:
+    """Render one scene from many cameras; tensors gain a leading frame axis (F, H, W, ...).
+
+    Frames are drawn one after another (each within the memory budget); `options` are those of
+    `render`.
+    """
+    if not cameras:
+        raise ValueError("render_many needs at least one camera.")
+    scene = options.pop("scene", 0)
+    _check_inputs(gaussians, cameras, width, height, scene, backend)
+    tensors = _scene_tensors(gaussians, scene)  # world covariances are shared by all frames
+    frames = [
+        _render_one(tensors, cam, int(width), int(height), background, backend, **options) for cam in cameras
+    ]
+    timings: dict[str, float] = {}
+    for frame in frames:
+        for stage, seconds in frame.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    return RenderResult(
+        color=torch.stack([f.color for f in frames]),
+        depth=torch.stack([f.depth for f in frames]),
+        alpha=torch.stack([f.alpha for f in frames]),
+        backend=frames[0].backend,
+        compositor=frames[0].compositor,
+        timings=timings,
+    )
+
+
+def _render_one(
+    tensors: torch_tiles.SceneTensors,
+    camera: Camera,
+    width: int,
+    height: int,
+    background,
+    backend: str,
+    *,
+    antialiased: bool = False,
+    eps2d: float | None = None,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    compositor: str = "auto",
+) -> RenderResult:
     if eps2d is None:
         eps2d = ANTIALIASED_EPS2D if antialiased else SHARP_EPS2D
-    device = gaussians.device
-    means = gaussians.means[scene].float()
-    quats = gaussians.quats[scene].float()
-    scales = gaussians.scales[scene].float()
-    opacities = gaussians.opacities[scene].float()
-    colors = gaussians.colors[scene].float()
+    device = tensors.means.device
     intrinsics = camera.intrinsics.to(device=device, dtype=torch.float32)
     world_to_camera = camera.world_to_camera.to(device=device, dtype=torch.float32)
-    args = (means, quats, scales, opacities, colors, intrinsics, world_to_camera, int(width), int(height))
+    args = (tensors, intrinsics, world_to_camera, width, height)
     options = dict(eps2d=float(eps2d), antialiased=antialiased, near_plane=near_plane, far_plane=far_plane)
 
     raster = None
@@ -140,47 +193,25 @@ def render(
     )
 
 
-def render_many(
-    gaussians: Gaussians,
-    cameras: Sequence[Camera],
-    width: int,
-    height: int,
-    background: Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0),
-    backend: Backend = "auto",
-    **options,
-) -> RenderResult:
-    """Render one scene from many cameras; tensors gain a leading frame axis (F, H, W, ...).
-
-    Frames are drawn one after another (each within the memory budget); `options` are those of
-    `render`.
-    """
-    if not cameras:
-        raise ValueError("render_many needs at least one camera.")
-    frames = [render(gaussians, cam, width, height, background, backend, **options) for cam in cameras]
-    timings: dict[str, float] = {}
-    for frame in frames:
-        for stage, seconds in frame.timings.items():
-            timings[stage] = timings.get(stage, 0.0) + seconds
-    return RenderResult(
-        color=torch.stack([f.color for f in frames]),
-        depth=torch.stack([f.depth for f in frames]),
-        alpha=torch.stack([f.alpha for f in frames]),
-        backend=frames[0].backend,
-        compositor=frames[0].compositor,
-        timings=timings,
+def _scene_tensors(gaussians: Gaussians, scene: int) -> torch_tiles.SceneTensors:
+    return torch_tiles.SceneTensors(
+        means=gaussians.means[scene].float(), quats=gaussians.quats[scene].float(),
+        scales=gaussians.scales[scene].float(), opacities=gaussians.opacities[scene].float(),
+        colors=gaussians.colors[scene].float(),
     )
 
 
-def _check_inputs(gaussians, camera, width, height, scene, backend) -> None:
+def _check_inputs(gaussians, cameras, width, height, scene, backend) -> None:
     if not isinstance(gaussians, Gaussians):
         raise TypeError(
             f"render expects a sharp_core.Gaussians (from load_ply or predict), got {type(gaussians).__name__}."
         )
-    if not isinstance(camera, Camera):
-        raise TypeError(
-            f"render expects a sharp_core.Camera (or a list of them), got {type(camera).__name__}; "
-            "build one with Camera(intrinsics=K, world_to_camera=M) or Camera.scene_camera(...)."
-        )
+    for camera in cameras:
+        if not isinstance(camera, Camera):
+            raise TypeError(
+                f"render expects a sharp_core.Camera (or a list of them), got {type(camera).__name__}; "
+                "build one with Camera(intrinsics=K, world_to_camera=M) or Camera.scene_camera(...)."
+            )
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"Output size must be positive, got {width} x {height}.")
     if not -gaussians.batch_size <= scene < gaussians.batch_size:

@@ -16,16 +16,14 @@ Work is split into bands of rows so pair lists and temporaries stay inside `memo
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from ..linalg import covariances_from_quats_scales
-
-log = logging.getLogger(__name__)
 
 TILE_SIZE = 16
 ALPHA_MIN = 1.0 / 255.0
@@ -42,6 +40,27 @@ _BYTES_PER_SPLAT_PROJECTION = 400
 
 
 @dataclass
+class SceneTensors:
+    """One scene's splats as float32 (N, ...) tensors on its device; the world covariances are
+    computed once and shared by every camera that draws the scene.
+
+    means (N, 3) metres, quats (N, 4) (w, x, y, z), scales (N, 3) std-devs, opacities (N,),
+    colors (N, 3) linear RGB.
+    """
+
+    means: torch.Tensor
+    quats: torch.Tensor
+    scales: torch.Tensor
+    opacities: torch.Tensor
+    colors: torch.Tensor
+
+    @cached_property
+    def covariances(self) -> torch.Tensor:
+        """(N, 3, 3) world-space covariances R diag(s^2) R^T."""
+        return covariances_from_quats_scales(self.quats, self.scales)
+
+
+@dataclass
 class Projected:
     """Screen-space splats that survived culling (M of them), in input order.
 
@@ -49,7 +68,7 @@ class Projected:
     opacities (M,) after optional antialiasing compensation; depths (M,) camera z in metres;
     radii (M, 2) integer half-extents of gsplat's tile box; extents (M, 2) half-extents in pixels
     of the ellipse where alpha can reach 1/255 (a tighter box for the native compositor);
-    features (M, 4) linear RGB and depth; index (M,) positions in the input.
+    features (M, 4) linear RGB and depth.
     """
 
     means2d: torch.Tensor
@@ -59,15 +78,10 @@ class Projected:
     radii: torch.Tensor
     extents: torch.Tensor
     features: torch.Tensor
-    index: torch.Tensor
 
 
 def project_gaussians(
-    means: torch.Tensor,
-    quats: torch.Tensor,
-    scales: torch.Tensor,
-    opacities: torch.Tensor,
-    colors: torch.Tensor,
+    scene: SceneTensors,
     intrinsics: torch.Tensor,
     world_to_camera: torch.Tensor,
     width: int,
@@ -79,27 +93,25 @@ def project_gaussians(
     far_plane: float,
     memory_budget_mb: float,
 ) -> Projected:
-    """Project (N, 3) means with (N, 4) quats, (N, 3) scales to screen splats; see `Projected`."""
-    n = means.shape[0]
+    """Project the scene's splats to screen splats for one camera; see `Projected`."""
+    n = scene.means.shape[0]
     chunk = max(1 << 14, int(memory_budget_mb * 2**20 / _BYTES_PER_SPLAT_PROJECTION))
+    cov = scene.covariances
     parts = [
         _project_chunk(
-            means[s : s + chunk], quats[s : s + chunk], scales[s : s + chunk], opacities[s : s + chunk],
-            colors[s : s + chunk], s, intrinsics, world_to_camera, width, height,
+            scene.means[s : s + chunk], cov[s : s + chunk], scene.opacities[s : s + chunk],
+            scene.colors[s : s + chunk], intrinsics, world_to_camera, width, height,
             eps2d, antialiased, near_plane, far_plane,
         )
-        for s in range(0, n, chunk)
+        for s in range(0, max(n, 1), chunk)  # one (empty) chunk for an empty scene
     ]
-    if not parts:
-        parts = [_project_chunk(means, quats, scales, opacities, colors, 0, intrinsics, world_to_camera,
-                                width, height, eps2d, antialiased, near_plane, far_plane)]
-    return Projected(*(torch.cat(fields) for fields in zip(*(
-        (p.means2d, p.conics, p.opacities, p.depths, p.radii, p.extents, p.features, p.index) for p in parts
+    return Projected(*(torch.cat(column) for column in zip(*(
+        (p.means2d, p.conics, p.opacities, p.depths, p.radii, p.extents, p.features) for p in parts
     ))))
 
 
 def _project_chunk(
-    means, quats, scales, opacities, colors, start, intrinsics, world_to_camera, width, height,
+    means, covariances, opacities, colors, intrinsics, world_to_camera, width, height,
     eps2d, antialiased, near_plane, far_plane,
 ) -> Projected:
     rot = world_to_camera[:3, :3]
@@ -108,8 +120,7 @@ def _project_chunk(
     keep = (z >= near_plane) & (z <= far_plane)
     idx = keep.nonzero().squeeze(1)
     x, y, z = x[idx], y[idx], z[idx]
-    cov = covariances_from_quats_scales(quats[idx], scales[idx])
-    cov = rot @ cov @ rot.T  # camera-frame (M, 3, 3)
+    cov = rot @ covariances[idx] @ rot.T  # camera-frame (M, 3, 3)
 
     fx, fy = intrinsics[0, 0], intrinsics[1, 1]
     cx, cy = intrinsics[0, 2], intrinsics[1, 2]
@@ -167,7 +178,6 @@ def _project_chunk(
         radii=torch.stack([rx[sel], ry[sel]], -1),
         extents=extents,
         features=features,
-        index=src + start,
     )
 
 
@@ -387,11 +397,7 @@ class RasterOutput:
 
 
 def rasterize(
-    means: torch.Tensor,
-    quats: torch.Tensor,
-    scales: torch.Tensor,
-    opacities: torch.Tensor,
-    colors: torch.Tensor,
+    scene: SceneTensors,
     intrinsics: torch.Tensor,
     world_to_camera: torch.Tensor,
     width: int,
@@ -408,7 +414,7 @@ def rasterize(
     from . import native  # local: keeps the compiler machinery off the import path
 
     timings = {"projection": 0.0, "binning": 0.0, "compositing": 0.0}
-    device = means.device
+    device = scene.means.device
     use_native = compositor == "native" or (compositor == "auto" and device.type == "cpu" and native.available())
     if compositor == "native" and device.type != "cpu":
         raise ValueError("compositor='native' runs on CPU tensors only; use 'eager' on other devices.")
@@ -419,7 +425,7 @@ def rasterize(
 
     t0 = time.perf_counter()
     proj = project_gaussians(
-        means, quats, scales, opacities, colors, intrinsics, world_to_camera, width, height,
+        scene, intrinsics, world_to_camera, width, height,
         eps2d=eps2d, antialiased=antialiased, near_plane=near_plane, far_plane=far_plane,
         memory_budget_mb=memory_budget_mb,
     )
