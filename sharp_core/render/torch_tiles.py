@@ -105,6 +105,8 @@ def project_gaussians(
         )
         for s in range(0, max(n, 1), chunk)  # one (empty) chunk for an empty scene
     ]
+    if len(parts) == 1:
+        return parts[0]
     return Projected(*(torch.cat(column) for column in zip(*(
         (p.means2d, p.conics, p.opacities, p.depths, p.radii, p.extents, p.features) for p in parts
     ))))
@@ -118,9 +120,15 @@ def _project_chunk(
     p = means @ rot.T + world_to_camera[:3, 3]
     x, y, z = p.unbind(-1)
     keep = (z >= near_plane) & (z <= far_plane)
-    idx = keep.nonzero().squeeze(1)
-    x, y, z = x[idx], y[idx], z[idx]
-    cov = rot @ covariances[idx] @ rot.T  # camera-frame (M, 3, 3)
+    if bool(keep.all()):  # the usual case for the source view: no gathers
+        idx = torch.arange(z.numel(), device=z.device)
+        cov = rot @ covariances @ rot.T  # camera-frame (M, 3, 3)
+        opac = opacities
+    else:
+        idx = keep.nonzero().squeeze(1)
+        x, y, z = x[idx], y[idx], z[idx]
+        cov = rot @ covariances[idx] @ rot.T
+        opac = opacities[idx]
 
     fx, fy = intrinsics[0, 0], intrinsics[1, 1]
     cx, cy = intrinsics[0, 2], intrinsics[1, 2]
@@ -146,7 +154,6 @@ def _project_chunk(
     c00 = c00 + eps2d
     c11 = c11 + eps2d
     det = c00 * c11 - c01 * c01
-    opac = opacities[idx]
     if antialiased:
         opac = opac * torch.sqrt(torch.clamp(det_orig / det, min=0.0))
     # opacity-aware extent: beyond sqrt(2 ln(255 opacity)) sigma alpha is below 1/255
