@@ -57,27 +57,24 @@ def sharp_like_scene(seed: int = 0, grid: int = GRID) -> Gaussians:
                      focal_px=[focal], image_size=[SOURCE_SIZE])
 
 
-def peak_rss_gb() -> float:
-    """Resident high-water mark of this process (VmHWM) in GiB; 0 where /proc is missing."""
+def _proc_status_gb(field: str) -> float:
+    """A memory line of /proc/self/status (VmHWM: peak resident, VmRSS: current) in GiB."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 2**20
     except OSError:
         pass
     return 0.0
+
+
+def peak_rss_gb() -> float:
+    return _proc_status_gb("VmHWM")
 
 
 def current_rss_gb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return 0.0
+    return _proc_status_gb("VmRSS")
 
 
 def time_frame(scene, camera, width, height, repeats, **options):
