@@ -18,8 +18,12 @@ _EXPORTS = {
     "save_ply": "ply",
     "load_ply": "ply",
     "Camera": "camera",
+    "look_at": "camera",
     "render": "render",
+    "render_many": "render",
     "RenderResult": "render",
+    "move_camera": "trajectory",
+    "keyframe_trajectory": "trajectory",
 }
 
 __all__ = sorted(_EXPORTS)
