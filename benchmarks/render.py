@@ -17,8 +17,8 @@ import torch
 
 from sharp_core.camera import Camera
 from sharp_core.gaussians import Gaussians
-from sharp_core.render import DEFAULT_MEMORY_BUDGET_MB, render
-from sharp_core.trajectory import trajectory
+from sharp_core.rendering import DEFAULT_MEMORY_BUDGET_MB, render
+from sharp_core.trajectory import camera_path
 
 GRID = 768
 SOURCE_SIZE = (1024, 768)
@@ -57,36 +57,36 @@ def sharp_like_scene(seed: int = 0, grid: int = GRID) -> Gaussians:
                      focal_px=[focal], image_size=[SOURCE_SIZE])
 
 
-def peak_rss_gb() -> float:
-    """Resident high-water mark of this process (VmHWM) in GiB; 0 where /proc is missing."""
+def _proc_status_gb(field: str) -> float:
+    """A memory line of /proc/self/status (VmHWM: peak resident, VmRSS: current) in GiB."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 2**20
     except OSError:
         pass
     return 0.0
+
+
+def peak_rss_gb() -> float:
+    return _proc_status_gb("VmHWM")
 
 
 def current_rss_gb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return 0.0
+    return _proc_status_gb("VmRSS")
 
 
 def time_frame(scene, camera, width, height, repeats, **options):
-    best, result = math.inf, None
+    """Best wall time of `repeats` renders, with the result (and stage split) of that run."""
+    best, best_result = math.inf, None
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = render(scene, camera, width, height, backend="torch", **options)
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+        seconds = time.perf_counter() - t0
+        if seconds < best:
+            best, best_result = seconds, result
+    return best, best_result
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
 
     if not args.skip_path:
         width, height = 512, 384
-        cams = trajectory(scene, "rotate_forward", args.frames, width, height)
+        cams = camera_path(scene, "rotate_forward", args.frames, width, height)
         t0 = time.perf_counter()
         result = render(scene, cams, width, height, backend="torch", **options)
         total = time.perf_counter() - t0

@@ -32,7 +32,7 @@ def cameras_for_path(scene, camera_path: str, frames: int, width: int, height: i
     if camera_path == "custom":
         return trajectory.keyframe_trajectory(scene, width, height, [custom_move], frames)
     if camera_path in trajectory.TRAJECTORY_KINDS:
-        return trajectory.trajectory(
+        return trajectory.camera_path(
             scene, camera_path, frames, width, height,
             max_disparity=MAX_DISPARITY * motion_scale, max_zoom=MAX_ZOOM * motion_scale,
         )
@@ -96,8 +96,7 @@ class SharpRender:
         custom_move = {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll,
                        "x_m": offset_x, "y_m": offset_y, "z_m": offset_z, "zoom": zoom}
         device, out_device = mm.get_torch_device(), mm.intermediate_device()
-        # the function, not `sharp_core.render`: once imported, the subpackage shadows that name
-        rasterize = engine_module("render").render
+        rasterize = sharp_core.render
         scenes = gaussians.scenes()
         sizes = [(width or even(s.image_size[0][0]), height or even(s.image_size[0][1])) for s in scenes]
         if len(set(sizes)) > 1:

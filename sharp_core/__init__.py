@@ -20,10 +20,15 @@ _EXPORTS = {
     "save_ply": "ply",
     "load_ply": "ply",
     "Camera": "camera",
-    "render": "render",
-    "RenderResult": "render",
+    "look_at": "camera",
+    "render": "rendering",
+    "render_many": "rendering",
+    "RenderResult": "rendering",
     "write_preview": "preview_file",
     "read_preview": "preview_file",
+    "move_camera": "trajectory",
+    "keyframe_trajectory": "trajectory",
+    "camera_path": "trajectory",
 }
 
 __all__ = sorted(_EXPORTS)

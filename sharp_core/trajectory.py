@@ -27,7 +27,7 @@ __all__ = [
     "max_offsets",
     "eye_positions",
     "screen_resolution",
-    "trajectory",
+    "camera_path",
     "move_camera",
     "keyframe_trajectory",
 ]
@@ -133,7 +133,7 @@ def screen_resolution(width: int, height: int) -> tuple[int, int]:
     return width + width % 2, height + height % 2
 
 
-def trajectory(
+def camera_path(
     gaussians: Gaussians,
     kind: TrajectoryKind = "rotate_forward",
     num_frames: int = 60,

@@ -115,7 +115,7 @@ def light_scene(tiny_run):
 
 def _needs_renderer():
     pytest.importorskip("sharp_core.trajectory")
-    pytest.importorskip("sharp_core.render")
+    pytest.importorskip("sharp_core.rendering")
 
 
 def render(scene, **kw):
@@ -161,7 +161,7 @@ def test_render_background_fills_uncovered_pixels(light_scene):
 
 def test_cancel_during_render_stops_mid_path(light_scene, monkeypatch, comfy_base):
     _needs_renderer()
-    module = importlib.import_module("sharp_core.render")
+    module = importlib.import_module("sharp_core.rendering")
     real_render, calls = module.render, []
     monkeypatch.setattr(module, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
     cancel_after(2)

@@ -6,8 +6,10 @@ import sharp_core
 
 
 def test_public_functions_survive_submodule_imports():
-    for module in ("prediction", "checkpoint", "ply", "exif", "cli"):
+    for module in ("prediction", "checkpoint", "ply", "exif", "cli", "rendering", "rendering.torch_tiles",
+                   "rendering.gsplat_backend", "trajectory", "camera", "preview_file"):
         importlib.import_module(f"sharp_core.{module}")
-    for name in ("predict", "load_model", "save_ply", "load_ply", "focal_px_from_mm", "focal_mm_from_exif"):
+    for name in ("predict", "load_model", "save_ply", "load_ply", "focal_px_from_mm", "focal_mm_from_exif",
+                 "render", "render_many", "look_at", "move_camera", "camera_path", "keyframe_trajectory"):
         assert callable(getattr(sharp_core, name)), name
-    assert isinstance(sharp_core.Gaussians, type)
+    assert isinstance(sharp_core.Gaussians, type) and isinstance(sharp_core.Camera, type)

@@ -25,7 +25,7 @@ from sharp_core.camera import Camera
 from sharp_core.color import linear_to_srgb, srgb_to_linear
 from sharp_core.gaussians import Gaussians
 from sharp_core.preview_file import decode_preview, encode_preview
-from sharp_core.render import render
+from sharp_core.rendering import render
 
 from chromium_harness import PageError, find_chromium, module_page, run_page
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .torch_tiles import RasterOutput
+from .torch_tiles import RasterOutput, SceneTensors
 
 __all__ = ["rasterize_gsplat", "gsplat_import_error"]
 
@@ -30,11 +30,7 @@ def gsplat_import_error() -> str | None:
 
 
 def rasterize_gsplat(
-    means: torch.Tensor,
-    quats: torch.Tensor,
-    scales: torch.Tensor,
-    opacities: torch.Tensor,
-    colors: torch.Tensor,
+    scene: SceneTensors,
     intrinsics: torch.Tensor,
     world_to_camera: torch.Tensor,
     width: int,
@@ -45,15 +41,15 @@ def rasterize_gsplat(
     near_plane: float,
     far_plane: float,
 ) -> RasterOutput:
-    """One view through gsplat.rasterization in "RGB+D" mode, (N, ...) inputs on a CUDA device."""
+    """One view through gsplat.rasterization in "RGB+D" mode; the scene is on a CUDA device."""
     from gsplat.rendering import rasterization
 
     rgbd, alphas, _ = rasterization(
-        means=means,
-        quats=quats,
-        scales=scales,
-        opacities=opacities,
-        colors=colors,
+        means=scene.means,
+        quats=scene.quats,
+        scales=scene.scales,
+        opacities=scene.opacities,
+        colors=scene.colors,
         viewmats=world_to_camera[None],
         Ks=intrinsics[None],
         width=width,

@@ -96,45 +96,11 @@ def render(
             eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
             memory_budget_mb=memory_budget_mb, scene=scene, compositor=compositor,
         )
-    _check_inputs(gaussians, camera, width, height, scene, backend)
-    if eps2d is None:
-        eps2d = ANTIALIASED_EPS2D if antialiased else SHARP_EPS2D
-    device = gaussians.device
-    means = gaussians.means[scene].float()
-    quats = gaussians.quats[scene].float()
-    scales = gaussians.scales[scene].float()
-    opacities = gaussians.opacities[scene].float()
-    colors = gaussians.colors[scene].float()
-    intrinsics = camera.intrinsics.to(device=device, dtype=torch.float32)
-    world_to_camera = camera.world_to_camera.to(device=device, dtype=torch.float32)
-    args = (means, quats, scales, opacities, colors, intrinsics, world_to_camera, int(width), int(height))
-    options = dict(eps2d=float(eps2d), antialiased=antialiased, near_plane=near_plane, far_plane=far_plane)
-
-    raster = None
-    used_backend = "torch"
-    if _wants_gsplat(backend, device):
-        try:
-            raster = rasterize_gsplat(*args, **options)
-            used_backend = "gsplat"
-        except Exception as exc:
-            if backend == "gsplat":
-                raise
-            _warn_once(
-                "gsplat-failed",
-                f"sharp_core.render: gsplat failed on {device} ({type(exc).__name__}: {exc}); "
-                "falling back to the torch tile rasterizer.",
-            )
-    if raster is None:
-        raster = torch_tiles.rasterize(*args, **options, memory_budget_mb=memory_budget_mb, compositor=compositor)
-
-    bg = _background_linear(background, device)
-    alpha = 1.0 - raster.transmittance
-    color_linear = raster.features[..., :3] + raster.transmittance[..., None] * bg
-    color = linear_to_srgb(color_linear.clamp(min=0.0)).clamp(0.0, 1.0)
-    depth = raster.features[..., 3] / alpha.clamp(min=1e-8)
-    return RenderResult(
-        color=color, depth=depth, alpha=alpha, backend=used_backend,
-        compositor=raster.compositor, timings=dict(raster.timings),
+    _check_inputs(gaussians, [camera], width, height, scene, backend)
+    return _render_one(
+        _scene_tensors(gaussians, scene), camera, int(width), int(height), background, backend,
+        antialiased=antialiased, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        memory_budget_mb=memory_budget_mb, compositor=compositor,
     )
 
 
@@ -154,7 +120,12 @@ def render_many(
     """
     if not cameras:
         raise ValueError("render_many needs at least one camera.")
-    frames = [render(gaussians, cam, width, height, background, backend, **options) for cam in cameras]
+    scene = options.pop("scene", 0)
+    _check_inputs(gaussians, cameras, width, height, scene, backend)
+    tensors = _scene_tensors(gaussians, scene)  # world covariances are shared by all frames
+    frames = [
+        _render_one(tensors, cam, int(width), int(height), background, backend, **options) for cam in cameras
+    ]
     timings: dict[str, float] = {}
     for frame in frames:
         for stage, seconds in frame.timings.items():
@@ -169,16 +140,76 @@ def render_many(
     )
 
 
-def _check_inputs(gaussians, camera, width, height, scene, backend) -> None:
+def _render_one(
+    tensors: torch_tiles.SceneTensors,
+    camera: Camera,
+    width: int,
+    height: int,
+    background,
+    backend: str,
+    *,
+    antialiased: bool = False,
+    eps2d: float | None = None,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    compositor: str = "auto",
+) -> RenderResult:
+    if eps2d is None:
+        eps2d = ANTIALIASED_EPS2D if antialiased else SHARP_EPS2D
+    device = tensors.means.device
+    intrinsics = camera.intrinsics.to(device=device, dtype=torch.float32)
+    world_to_camera = camera.world_to_camera.to(device=device, dtype=torch.float32)
+    args = (tensors, intrinsics, world_to_camera, width, height)
+    options = dict(eps2d=float(eps2d), antialiased=antialiased, near_plane=near_plane, far_plane=far_plane)
+
+    raster = None
+    used_backend = "torch"
+    if _wants_gsplat(backend, device):
+        try:
+            raster = rasterize_gsplat(*args, **options)
+            used_backend = "gsplat"
+        except Exception as exc:
+            if backend == "gsplat":
+                raise
+            _warn_once(
+                "gsplat-failed",
+                f"sharp_core.rendering: gsplat failed on {device} ({type(exc).__name__}: {exc}); "
+                "falling back to the torch tile rasterizer.",
+            )
+    if raster is None:
+        raster = torch_tiles.rasterize(*args, **options, memory_budget_mb=memory_budget_mb, compositor=compositor)
+
+    bg = _background_linear(background, device)
+    alpha = 1.0 - raster.transmittance
+    color_linear = raster.features[..., :3] + raster.transmittance[..., None] * bg
+    color = linear_to_srgb(color_linear.clamp(min=0.0)).clamp(0.0, 1.0)
+    depth = raster.features[..., 3] / alpha.clamp(min=1e-8)
+    return RenderResult(
+        color=color, depth=depth, alpha=alpha, backend=used_backend,
+        compositor=raster.compositor, timings=dict(raster.timings),
+    )
+
+
+def _scene_tensors(gaussians: Gaussians, scene: int) -> torch_tiles.SceneTensors:
+    return torch_tiles.SceneTensors(
+        means=gaussians.means[scene].float(), quats=gaussians.quats[scene].float(),
+        scales=gaussians.scales[scene].float(), opacities=gaussians.opacities[scene].float(),
+        colors=gaussians.colors[scene].float(),
+    )
+
+
+def _check_inputs(gaussians, cameras, width, height, scene, backend) -> None:
     if not isinstance(gaussians, Gaussians):
         raise TypeError(
             f"render expects a sharp_core.Gaussians (from load_ply or predict), got {type(gaussians).__name__}."
         )
-    if not isinstance(camera, Camera):
-        raise TypeError(
-            f"render expects a sharp_core.Camera (or a list of them), got {type(camera).__name__}; "
-            "build one with Camera(intrinsics=K, world_to_camera=M) or Camera.scene_camera(...)."
-        )
+    for camera in cameras:
+        if not isinstance(camera, Camera):
+            raise TypeError(
+                f"render expects a sharp_core.Camera (or a list of them), got {type(camera).__name__}; "
+                "build one with Camera(intrinsics=K, world_to_camera=M) or Camera.scene_camera(...)."
+            )
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"Output size must be positive, got {width} x {height}.")
     if not -gaussians.batch_size <= scene < gaussians.batch_size:
@@ -204,7 +235,7 @@ def _wants_gsplat(backend: str, device: torch.device) -> bool:
         return False
     reason = gsplat_import_error()
     if reason:
-        _warn_once("gsplat-missing", f"sharp_core.render: gsplat is unavailable ({reason}); "
+        _warn_once("gsplat-missing", f"sharp_core.rendering: gsplat is unavailable ({reason}); "
                                      "rendering with the torch tile rasterizer instead.")
         return False
     return True
