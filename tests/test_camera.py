@@ -17,7 +17,7 @@ from sharp_core.trajectory import (
     max_offsets,
     move_camera,
     screen_resolution,
-    trajectory,
+    camera_path,
 )
 
 

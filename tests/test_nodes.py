@@ -161,9 +161,10 @@ def test_render_background_fills_uncovered_pixels(light_scene):
 
 def test_cancel_during_render_stops_mid_path(light_scene, monkeypatch, comfy_base):
     _needs_renderer()
-    module = importlib.import_module("sharp_core.rendering")
-    real_render, calls = module.render, []
-    monkeypatch.setattr(module, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
+    import sharp_core
+
+    real_render, calls = sharp_core.render, []
+    monkeypatch.setattr(sharp_core, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
     cancel_after(2)
     with pytest.raises(mm.InterruptProcessingException):
         render(light_scene, frames=30)
