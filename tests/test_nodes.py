@@ -4,7 +4,6 @@ their behaviour around it: batching, progress, memory management, Cancel, output
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import pytest
 import torch
