@@ -120,7 +120,10 @@ class SharpLoadGaussians:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "ply": (input_ply_files(), {"tooltip": "A .ply file in ComfyUI's input folder (uploads land there too)."}),
+                "ply": (input_ply_files(), {
+                    "tooltip": "A .ply file in ComfyUI's input folder (subfolders included). The 'upload PLY' "
+                               "button, or dropping a .ply on the node, copies one there and selects it.",
+                }),
             },
             "optional": {
                 "path": ("STRING", {
