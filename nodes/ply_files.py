@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 
 import comfy.model_management as mm
@@ -10,6 +11,9 @@ import folder_paths
 
 from ._engine import sharp_core
 from .common import CATEGORY, GAUSSIANS, path_inside
+from .preview import DEFAULT_MAX_SPLATS, max_splats_input, preview_ui
+
+log = logging.getLogger(__name__)
 
 
 def allowed_folders() -> list[str]:
@@ -46,7 +50,8 @@ def resolve_ply(ply: str, path: str) -> str:
 class SharpSaveGaussians:
     DESCRIPTION = (
         "Writes each scene as a PLY in SHARP's layout (3DGS viewers, ComfyUI's 3D File to Gaussian Splat "
-        "and other packs' PLY viewers read it) into ComfyUI's output folder."
+        "and other packs' PLY viewers read it) into ComfyUI's output folder, and shows the first scene "
+        "in the node's 3D preview."
     )
     CATEGORY = CATEGORY
     FUNCTION = "save"
@@ -65,10 +70,15 @@ class SharpSaveGaussians:
                     "tooltip": "Relative to the output folder; may contain subfolders and %date:yyyy-MM-dd% style "
                                "formats. Files are named <prefix>_00001_.ply, counting up.",
                 }),
-            }
+            },
+            "optional": {
+                "preview_max_splats": max_splats_input(),
+            },
         }
 
-    def save(self, gaussians, filename_prefix: str = "sharp/scene"):
+    def save(self, gaussians, filename_prefix: str = "sharp/scene", preview_max_splats: int = DEFAULT_MAX_SPLATS):
+        if preview_max_splats < 0:
+            raise ValueError(f"preview_max_splats is {preview_max_splats}; use 0 (preview every splat) or a positive count.")
         output_dir = folder_paths.get_output_directory()
         width, height = gaussians.image_size[0]
         try:
@@ -90,7 +100,12 @@ class SharpSaveGaussians:
             entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
             counter += 1
         text = "\n".join(paths)
-        return {"ui": {"ply": entries, "text": [text]}, "result": (text,)}
+        ui = {"ply": entries, "text": [text]}
+        try:
+            ui.update(preview_ui(gaussians, preview_max_splats))
+        except (ValueError, OSError) as exc:  # the PLY files are written; a missing preview must not undo that
+            log.warning("Save Gaussians (PLY): saved %s but could not write the 3D preview: %s", text, exc)
+        return {"ui": ui, "result": (text,)}
 
 
 class SharpLoadGaussians:
@@ -105,7 +120,10 @@ class SharpLoadGaussians:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "ply": (input_ply_files(), {"tooltip": "A .ply file in ComfyUI's input folder (uploads land there too)."}),
+                "ply": (input_ply_files(), {
+                    "tooltip": "A .ply file in ComfyUI's input folder (subfolders included). The 'upload PLY' "
+                               "button, or dropping a .ply on the node, copies one there and selects it.",
+                }),
             },
             "optional": {
                 "path": ("STRING", {

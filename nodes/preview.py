@@ -10,18 +10,21 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sharp_core.gaussians import Gaussians
-from sharp_core.preview_file import DEFAULT_MAX_SPLATS, write_preview
+from ._engine import engine_module
+from .common import CATEGORY, GAUSSIANS
 
-__all__ = ["SharpPreviewGaussians", "preview_ui", "PREVIEW_UI_KEY", "NODE_CLASS_MAPPINGS",
-           "NODE_DISPLAY_NAME_MAPPINGS"]
+_preview_file = engine_module("preview_file")
+DEFAULT_MAX_SPLATS: int = _preview_file.DEFAULT_MAX_SPLATS
+
+__all__ = ["SharpPreviewGaussians", "preview_ui", "max_splats_input", "PREVIEW_UI_KEY", "DEFAULT_MAX_SPLATS",
+           "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 PREVIEW_UI_KEY = "sharp_preview"
 PREVIEW_SUFFIX = ".shpv"
 _SUBFOLDER = "sharp_preview"
 
 
-def preview_ui(gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
+def preview_ui(gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
                temp_dir: str | Path | None = None) -> dict[str, list[dict]]:
     """Write one preview file per scene into `temp_dir` (ComfyUI's temp folder by default).
 
@@ -41,7 +44,7 @@ def preview_ui(gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
     entries = []
     for scene in gaussians.scenes():
         name = f"sharp_{uuid.uuid4().hex[:16]}{PREVIEW_SUFFIX}"
-        write_preview(scene, folder / name, max_splats=max_splats or None)
+        _preview_file.write_preview(scene, folder / name, max_splats=max_splats or None)
         kept = scene.num_gaussians if not max_splats else min(int(max_splats), scene.num_gaussians)
         entries.append({
             "filename": name, "subfolder": _SUBFOLDER, "type": "temp",
@@ -51,30 +54,37 @@ def preview_ui(gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
     return {PREVIEW_UI_KEY: entries}
 
 
+def max_splats_input() -> tuple[str, dict]:
+    """The INT widget for the preview's splat budget (shared with Save Gaussians (PLY))."""
+    return ("INT", {
+        "default": DEFAULT_MAX_SPLATS, "min": 0, "max": 16_777_216, "step": 1000,
+        "tooltip": "Splats shown in the 3D preview: at most this many, the most visible from the source "
+                   "camera; 0 shows all. The default keeps the preview file under 16 MB.",
+    })
+
+
 class SharpPreviewGaussians:
     """Output node: shows the scene in the node's own WebGL2 viewer."""
 
     DESCRIPTION = ("Shows SHARP Gaussians in an interactive 3D viewer inside the node. The scene is "
                    "quantised to 16 bytes per splat and, above max_splats, reduced to the most visible splats.")
-    CATEGORY = "SHARP"
+    CATEGORY = CATEGORY
     FUNCTION = "preview"
     OUTPUT_NODE = True
     RETURN_TYPES = ()
+    RETURN_NAMES = ()
+    OUTPUT_TOOLTIPS = ()
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "gaussians": ("SHARP_GAUSSIANS", {"tooltip": "Scene(s) from SHARP Predict or Load Gaussians."}),
-                "max_splats": ("INT", {
-                    "default": DEFAULT_MAX_SPLATS, "min": 0, "max": 16_777_216, "step": 1000,
-                    "tooltip": "Keep at most this many splats (the most visible from the source camera); "
-                               "0 keeps all. The default keeps the preview under 16 MB.",
-                }),
+                "gaussians": (GAUSSIANS, {"tooltip": "Scene(s) from SHARP Predict or Load Gaussians."}),
+                "max_splats": max_splats_input(),
             },
         }
 
-    def preview(self, gaussians: Gaussians, max_splats: int = DEFAULT_MAX_SPLATS):
+    def preview(self, gaussians, max_splats: int = DEFAULT_MAX_SPLATS):
         return {"ui": preview_ui(gaussians, max_splats), "result": ()}
 
 

@@ -53,11 +53,12 @@ import torch
 
 from .atomic import atomic_write
 from .color import linear_to_srgb, srgb_to_linear
+from .edit import decimate
 from .gaussians import Gaussians
 
 __all__ = [
     "PREVIEW_MAGIC", "PREVIEW_VERSION", "HEADER_BYTES", "RECORD_BYTES", "DEFAULT_MAX_SPLATS",
-    "PreviewScene", "visibility_scores", "most_visible", "encode_preview", "write_preview", "decode_preview",
+    "PreviewScene", "encode_preview", "write_preview", "decode_preview",
     "read_preview",
 ]
 
@@ -70,7 +71,6 @@ assert _HEADER.size == HEADER_BYTES
 _FLOAT16_LIMIT = 65000.0
 _ROT_RANGE = 1.0 / np.sqrt(2.0)  # a non-largest unit-quaternion component never exceeds this
 _ROT_LEVELS = 127
-_DILATION_PX2 = 0.3  # the screen-space blur the renderers add, so sub-pixel splats still count
 _NEAR_M = 0.01
 # Default cap on splats: 960,000 records + header = 15.36 MB, inside the 16 MB a preview may cost
 # (SHARP's 1,179,648 splats at 16 bytes would be 18.9 MB).
@@ -107,61 +107,18 @@ class PreviewScene:
         )
 
 
-def visibility_scores(gaussians: Gaussians) -> torch.Tensor:
-    """(N,) opacity x projected area (pixels^2) seen from the source camera, for scene 0.
-
-    Area is sqrt(det) of the EWA-projected 2D covariance plus the renderers' 0.3 px^2 blur. Splats
-    at or behind the near plane (possible in scenes loaded from other tools) are scored as if
-    seen face-on at their distance from the camera.
-    """
-    g = gaussians[0].to(dtype=torch.float32)
-    means, f = g.means[0], g.focal_px[0]
-    cov = g.covariances()[0]                                           # (N,3,3)
-    z = means[:, 2]
-    in_front = z > _NEAR_M
-    zc = z.clamp(min=_NEAR_M)
-    jac = torch.zeros(means.shape[0], 2, 3, dtype=means.dtype, device=means.device)
-    jac[:, 0, 0] = f / zc
-    jac[:, 1, 1] = f / zc
-    jac[:, 0, 2] = -f * means[:, 0] / zc**2
-    jac[:, 1, 2] = -f * means[:, 1] / zc**2
-    cov2d = jac @ cov @ jac.transpose(1, 2)
-    a = cov2d[:, 0, 0] + _DILATION_PX2
-    c = cov2d[:, 1, 1] + _DILATION_PX2
-    b = cov2d[:, 0, 1]
-    area = (a * c - b * b).clamp(min=0).sqrt()
-    largest_two = g.scales[0].sort(dim=1, descending=True).values[:, :2].prod(dim=1)
-    distance = means.norm(dim=1).clamp(min=_NEAR_M)
-    area_behind = f * f * largest_two / distance**2 + _DILATION_PX2
-    return g.opacities[0] * torch.where(in_front, area, area_behind)
-
-
-def most_visible(gaussians: Gaussians, k: int) -> Gaussians:
-    """Keep the k splats of scene 0 with the highest `visibility_scores`, in their original order.
-
-    Small here because no shared decimation existed when the preview was written; the preview
-    uses it to meet `max_splats` while keeping what the source view shows most.
-    """
-    if k <= 0:
-        raise ValueError(f"most_visible needs k >= 1, got {k}.")
-    g = gaussians[0]
-    if k >= g.num_gaussians:
-        return g
-    keep = torch.topk(visibility_scores(g), k, sorted=False).indices.sort().values
-    return g.select(keep)
-
-
 def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes:
     """Scene 0 of `gaussians` as preview-file bytes (see the module docstring for the layout).
 
-    max_splats: keep at most this many splats, the most visible ones (None or 0: keep all).
+    max_splats: keep at most this many splats, the most visible from the source camera, in their
+    original order (`sharp_core.edit.decimate`); None or 0 keeps all.
     """
     if gaussians.batch_size != 1:
         gaussians = gaussians[0]
     if gaussians.num_gaussians == 0:
         raise ValueError("The scene has no splats; there is nothing to preview.")
     if max_splats:
-        gaussians = most_visible(gaussians, int(max_splats))
+        gaussians = decimate(gaussians, int(max_splats))
     g = gaussians.to(device="cpu", dtype=torch.float32)
     means = g.means[0]
     if not torch.isfinite(means).all():

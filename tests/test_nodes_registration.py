@@ -26,6 +26,7 @@ EXPECTED = {
     "SharpSaveGaussians": "Save Gaussians (PLY)",
     "SharpLoadGaussians": "Load Gaussians (PLY)",
     "SharpEditGaussians": "Edit Gaussians",
+    "SharpPreviewGaussians": "Preview Gaussians (SHARP)",
 }
 
 
@@ -88,6 +89,7 @@ def test_node_definition(comfy_base, node_id):
 
 def test_output_nodes():
     assert NODE_CLASS_MAPPINGS["SharpSaveGaussians"].OUTPUT_NODE is True
+    assert NODE_CLASS_MAPPINGS["SharpPreviewGaussians"].OUTPUT_NODE is True
     assert not getattr(NODE_CLASS_MAPPINGS["SharpPredict"], "OUTPUT_NODE", False)
 
 

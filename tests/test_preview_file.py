@@ -11,9 +11,9 @@ import torch
 from comfy_env import comfy_base  # noqa: F401  (fixture)
 from sharp_core.color import linear_to_srgb
 from sharp_core.gaussians import Gaussians
+from sharp_core.edit import visibility_scores
 from sharp_core.preview_file import (
-    DEFAULT_MAX_SPLATS, HEADER_BYTES, RECORD_BYTES, decode_preview, encode_preview, most_visible,
-    read_preview, visibility_scores, write_preview,
+    DEFAULT_MAX_SPLATS, HEADER_BYTES, RECORD_BYTES, decode_preview, encode_preview, read_preview, write_preview,
 )
 
 SHARP_SPLATS = 2 * 768 * 768  # 1,179,648
@@ -75,44 +75,27 @@ def test_sharp_sized_scene_fits_the_budget_and_keeps_splats():
     assert len(everything) == HEADER_BYTES + SHARP_SPLATS * RECORD_BYTES
 
 
-def test_decimation_keeps_the_most_visible_splats():
+def test_decimation_keeps_the_most_visible_splats_in_order():
     n = 5000
     scene = random_scene(n, seed=2)
     # plant 100 splats that are big, opaque and close: they must all survive a 10x decimation
     star = torch.arange(0, n, 50)
-    scene.means[0, star] = torch.tensor([0.0, 0.0, 1.0])
+    scene.means[0, star] = torch.tensor([0.0, 0.0, 1.0]) + 0.001 * torch.arange(len(star))[:, None]
     scene.scales[0, star] = 0.05
     scene.opacities[0, star] = 1.0
     # and 100 that are nearly transparent: none may survive
     faint = star + 25
     scene.opacities[0, faint] = 1e-4
-    kept = most_visible(scene, 500)
-    assert kept.num_gaussians == 500
-    scores = visibility_scores(scene)
-    threshold = torch.topk(scores, 500).values.min()
-    kept_scores = visibility_scores(kept)
-    assert bool((kept_scores >= threshold).all())
-    kept_set = {tuple(row) for row in kept.means[0].tolist()}
-    assert tuple(scene.means[0, star[0]].tolist()) in kept_set
-    assert int((kept.opacities[0] == 1.0).sum()) >= len(star)
-    assert float(kept.opacities[0].min()) > 1e-4
-    # kept splats stay in their original order
-    expected = torch.topk(scores, 500).indices.sort().values
-    assert torch.equal(kept.means[0], scene.means[0, expected])
     decoded = decode_preview(encode_preview(scene, max_splats=500))
     assert decoded.means.shape == (500, 3)
-
-
-def test_visibility_prefers_near_large_opaque():
-    base = dict(quats=torch.tensor([[1.0, 0, 0, 0]] * 3), colors=torch.full((3, 3), 0.5),
-                focal_px=[500.0], image_size=[(100, 100)])
-    scene = Gaussians(
-        means=torch.tensor([[0.0, 0, 1], [0.0, 0, 10], [0.0, 0, 1]]),
-        scales=torch.tensor([[0.01] * 3, [0.01] * 3, [0.01] * 3]),
-        opacities=torch.tensor([1.0, 1.0, 0.1]), **base,
-    )
-    s = visibility_scores(scene)
-    assert s[0] > s[1] and s[0] > s[2]
+    # exactly the 500 best-scored splats, in their original order
+    expected = torch.topk(visibility_scores(scene)[0], 500).indices.sort().values
+    assert set(star.tolist()) <= set(expected.tolist()) and not set(faint.tolist()) & set(expected.tolist())
+    as_half = scene.means[0, expected].numpy().astype(np.float16).astype(np.float32)
+    assert np.array_equal(decoded.means, as_half)
+    assert float(decoded.opacities.min()) > 1e-3
+    with pytest.raises(ValueError, match="max_splats"):
+        encode_preview(scene, max_splats=-5)
 
 
 def test_write_is_atomic_and_reads_back(tmp_path):

@@ -208,3 +208,12 @@ def test_photos_the_workflows_load_are_bundled(path):
     for node in load(path)["nodes"]:
         if node["type"] in ("LoadImage", "SharpLoadImage"):
             assert node["widgets_values"][0] in bundled
+
+
+def test_photo_to_ply_previews_the_prediction():
+    wf = load(ROOT / "workflows" / "sharp_1_photo_to_ply.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    sources = {(link[3], link[4]): nodes[link[1]]["type"] for link in wf["links"]}
+    previews = [n for n in wf["nodes"] if n["type"] == "SharpPreviewGaussians"]
+    assert len(previews) == 1, "workflow 1 shows the scene in Preview Gaussians"
+    assert sources[(previews[0]["id"], 0)] == "SharpPredict"

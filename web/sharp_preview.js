@@ -1,6 +1,6 @@
 // ComfyUI extension: attaches the SHARP 3D viewer to the Preview Gaussians and Save Gaussians
-// nodes. The only module under web/ that touches ComfyUI; the renderer (sharp_viewer.js) and
-// decoder (sharp_preview_format.js) stand alone.
+// nodes. The renderer (sharp_viewer.js) and decoder (sharp_preview_format.js) stand alone; the
+// PLY upload button is its own extension (sharp_ply_upload.js).
 //
 // The node's `ui` carries `sharp_preview: [{filename, subfolder, type, focal_px, image_size, ...}]`.
 // The last entry shown is kept in node.properties so a reopened workflow loads it again while
