@@ -204,6 +204,12 @@ def test_strip_decoding_equals_whole_decoding():
     encodings = [torch.randn(1, c, s, s) for c, s in zip(model.cfg.encoder_dims, (64, 32, 16, 8, 4))]
     with torch.inference_mode():
         whole = mono.head(mono.decoder(encodings))
-        strips = mono.disparity(encodings, rows_per_strip=5)  # 13 strips, ragged last one
+        strips = mono.disparity(encodings, rows_per_strip=3)  # 11 strips on the 32-row grid, ragged last one
+        features = model.feature_model
+        pixels = torch.randn(1, 5, 128, 128)
+        whole_features = features.fusion(features.decoder(encodings), features.image_encoder(pixels))
+        strip_features = features.fuse(pixels, encodings, rows_per_strip=3)
     assert strips.shape == whole.shape == (1, 2, 128, 128)
     assert torch.allclose(strips, whole, atol=1e-6, rtol=1e-5)
+    assert strip_features.shape == whole_features.shape == (1, 16, 64, 64)
+    assert torch.allclose(strip_features, whole_features, atol=1e-6, rtol=1e-5)

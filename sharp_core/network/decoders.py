@@ -23,26 +23,30 @@ class MultiresDecoder(nn.Module):
                                      for i in range(len(dims)))
 
     def forward(self, encodings: list[torch.Tensor]) -> torch.Tensor:
-        return self.fuse_finest(self.fuse_coarse(encodings), encodings[0])
+        return self.fuse_fine(self.fuse_coarse(encodings, 1), encodings[:1])
 
-    def fuse_coarse(self, encodings: list[torch.Tensor]) -> torch.Tensor:
-        """Every fusion but the last: features at the finest resolution, before the finest skip."""
+    def fuse_coarse(self, encodings: list[torch.Tensor], last_level: int) -> torch.Tensor:
+        """Fusions from the coarsest level down to `last_level` (inclusive)."""
         x = self.fusions[-1](self.convs[-1](encodings[-1]))
-        for i in range(len(encodings) - 2, 0, -1):
+        for i in range(len(encodings) - 2, last_level - 1, -1):
             x = self.fusions[i](x, self.convs[i](encodings[i]))
         return x
 
-    def fuse_finest(self, x: torch.Tensor, finest: torch.Tensor) -> torch.Tensor:
-        return self.fusions[0](x, self.convs[0](finest))
+    def fuse_fine(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """The remaining fusions, levels len(skips) - 1 down to 0, with skips[i] at level i."""
+        for i in range(len(skips) - 1, -1, -1):
+            x = self.fusions[i](x, self.convs[i](skips[i]))
+        return x
 
 
-def run_in_row_strips(fn, inputs: list[torch.Tensor], halo: int, upscale: int, rows_per_strip: int) -> torch.Tensor:
-    """fn(*inputs) computed on horizontal strips (inputs share their height), concatenated.
+def run_in_row_strips(fn, inputs: list[torch.Tensor], factors: list[int], halo: int, upscale: int,
+                      rows_per_strip: int) -> torch.Tensor:
+    """fn(*inputs) computed on horizontal strips and concatenated, equal to the unsplit result.
 
-    `fn` must be made of local operations whose receptive field spans at most `halo` input rows
-    each side, with outputs `upscale` times taller than inputs. Each strip carries its halo and
-    the halo's rows are cropped, so the result equals fn(*inputs) exactly, while fn's
-    temporaries only ever exist one strip at a time.
+    Strips are cut on a grid of `inputs[0]`'s rows; input i has `factors[i]` rows per grid row, and
+    fn's output `upscale`. fn must be made of local operations whose receptive field spans at most
+    `halo` grid rows each side: each strip carries that halo, which is cropped from its output, so
+    fn's temporaries only ever exist one strip at a time.
     """
     rows = inputs[0].shape[-2]
     if rows <= rows_per_strip:
@@ -51,8 +55,9 @@ def run_in_row_strips(fn, inputs: list[torch.Tensor], halo: int, upscale: int, r
     for top in range(0, rows, rows_per_strip):
         bottom = min(top + rows_per_strip, rows)
         lo, hi = max(top - halo, 0), min(bottom + halo, rows)
-        strip = fn(*(t[..., lo:hi, :] for t in inputs))
+        strip = fn(*(t[..., f * lo:f * hi, :] for t, f in zip(inputs, factors)))
         out.append(strip[..., upscale * (top - lo):upscale * (bottom - lo), :])
+        del strip
     return torch.cat(out, dim=-2)
 
 
@@ -75,20 +80,21 @@ class MonodepthNetwork(nn.Module):
             nn.ReLU(inplace=True),
         )
 
-    def disparity(self, encodings: list[torch.Tensor], rows_per_strip: int = 96) -> torch.Tensor:
+    def disparity(self, encodings: list[torch.Tensor], rows_per_strip: int = 32) -> torch.Tensor:
         """Decode encodings to disparity (B, L, S, S).
 
-        The last fusion and the head run at S/2 and S px on the widest features (1.2 GB per
-        activation at 1536 px in float32), so they run on exact halo strips: four 3x3 convolutions
-        in the fusion block, two in the head around the x2 upsampling, hence a 6-row halo.
+        The last two fusions and the head work at S/4 to S px on the widest features (1.2 GB per
+        activation at 1536 px in float32), so they run on exact halo strips of the S/4 grid: four
+        3x3 convolutions per fusion block (4 rows at S/4, then 2 at S/2) and two in the head
+        (under 1 row) need an 8-row halo.
         """
-        coarse = self.decoder.fuse_coarse(encodings)
+        coarse = self.decoder.fuse_coarse(encodings, 2)
 
-        def finest_and_head(x: torch.Tensor, finest: torch.Tensor) -> torch.Tensor:
-            return self.head(self.decoder.fuse_finest(x, finest))
+        def fine_and_head(x: torch.Tensor, level1: torch.Tensor, level0: torch.Tensor) -> torch.Tensor:
+            return self.head(self.decoder.fuse_fine(x, [level0, level1]))
 
-        return run_in_row_strips(finest_and_head, [coarse, encodings[0]], halo=6, upscale=2,
-                                 rows_per_strip=rows_per_strip)
+        return run_in_row_strips(fine_and_head, [coarse, encodings[1], encodings[0]], [1, 1, 2],
+                                 halo=8, upscale=4, rows_per_strip=rows_per_strip)
 
 
 class SkipConv(nn.Module):
@@ -124,5 +130,23 @@ class GaussianFeatureNetwork(nn.Module):
         )
 
     def forward(self, feature_input: torch.Tensor, encodings: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.fusion(self.decoder(encodings), self.image_encoder(feature_input))
-        return self.texture_head(x), self.geometry_head(x)
+        return self.heads(self.fuse(feature_input, encodings))
+
+    def fuse(self, feature_input: torch.Tensor, encodings: list[torch.Tensor], rows_per_strip: int = 48) -> torch.Tensor:
+        """Decoded encodings fused with the (image, disparity) input: (B, d, S/2, S/2).
+
+        The last two decoder fusions and the input fusion run on exact halo strips of the S/4
+        grid (4 + 2 + 2 rows of 3x3 receptive field), like the monodepth head.
+        """
+        coarse = self.decoder.fuse_coarse(encodings, 2)
+
+        def fine(x: torch.Tensor, level1: torch.Tensor, level0: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+            return self.fusion(self.decoder.fuse_fine(x, [level0, level1]), self.image_encoder(pixels))
+
+        factor = feature_input.shape[-2] // coarse.shape[-2]
+        return run_in_row_strips(fine, [coarse, encodings[1], encodings[0], feature_input], [1, 1, 2, factor],
+                                 halo=8, upscale=2, rows_per_strip=rows_per_strip)
+
+    def heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texture and geometry features; GroupNorm needs whole maps, so no strips here."""
+        return self.texture_head(features), self.geometry_head(features)

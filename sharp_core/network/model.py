@@ -72,9 +72,9 @@ class SharpModel(nn.Module):
         depth = disparity_factor.float()[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
         base, feature_input = initialize(image, depth, self.cfg.stride, self.cfg.num_layers)
         del depth
-        texture, geometry = self.feature_model(feature_input.to(self.dtype), encodings)
-        del encodings, feature_input
-        delta = self.prediction_head(texture, geometry).float()
+        features = self.feature_model.fuse(feature_input.to(self.dtype), encodings)
+        del encodings, feature_input  # free the 1536/768 px maps before the heads run
+        delta = self.prediction_head(*self.feature_model.heads(features)).float()
         return compose(base, delta, self.cfg.num_layers), disparity
 
     # -- memory planning ------------------------------------------------------------------------
