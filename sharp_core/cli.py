@@ -13,7 +13,7 @@ import torch
 from .checkpoint import DTYPES, convert_checkpoint, load_model
 from .exif import load_image
 from .prediction import DEFAULT_FOCAL_MM, predict
-from .weights import CheckpointUnavailable, download_checkpoint
+from .weights import CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
 LOG = logging.getLogger("sharp_core")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -65,9 +65,9 @@ def run_predict(args: argparse.Namespace) -> None:
     images = collect_images(args.images)
     if args.checkpoint is None:
         try:
-            args.checkpoint = download_checkpoint()
+            args.checkpoint = download_checkpoint(default_checkpoint_dir())
         except CheckpointUnavailable as exc:
-            raise SystemExit(f"{exc} Then run again with --checkpoint PATH.") from None
+            raise SystemExit(f"{exc} (or run with --checkpoint PATH)") from None
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
     start = time.perf_counter()
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="photo(s) -> one SHARP PLY per image")
     p.add_argument("images", nargs="*", help="images or folders (default: the bundled example photo)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder for the PLY files")
-    p.add_argument("--checkpoint", type=Path, help="SHARP weights (.pt or .safetensors); default: download")
+    p.add_argument("--checkpoint", type=Path,
+                   help="SHARP weights (.pt or .safetensors); default: downloaded once into ~/.cache/sharp_core")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument("--focal-mm", type=float, help="35 mm-equivalent focal length (default: EXIF, else 30)")

@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["HF_REPO", "CHECKPOINT_NAME", "download_checkpoint", "CheckpointUnavailable"]
+__all__ = ["HF_REPO", "CHECKPOINT_NAME", "default_checkpoint_dir", "download_checkpoint", "CheckpointUnavailable"]
 
 HF_REPO = "apple/Sharp"
 CHECKPOINT_NAME = "sharp_2572gikvuh.pt"
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the command line keeps the checkpoint: $SHARP_CORE_CACHE, else ~/.cache/sharp_core."""
+    return Path(os.environ.get("SHARP_CORE_CACHE") or Path.home() / ".cache" / "sharp_core")
 
 
 class CheckpointUnavailable(RuntimeError):
@@ -25,9 +30,8 @@ def download_checkpoint(local_dir: str | os.PathLike | None = None) -> Path:
     target = Path(local_dir) / CHECKPOINT_NAME if local_dir else None
     if target is not None and target.is_file():
         return target
-    where = target or f"a folder of your choice (then pass its path)"
-    manual = (f"Download {CHECKPOINT_NAME} from https://huggingface.co/{HF_REPO} by hand and put it in "
-              f"{where}.")
+    where = f"put it at {target}" if target else "pass its path"
+    manual = f"Download {CHECKPOINT_NAME} from https://huggingface.co/{HF_REPO} by hand and {where}."
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
