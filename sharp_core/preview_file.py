@@ -159,8 +159,10 @@ def _initial_view(g: Gaussians, focus: float) -> InitialView:
     """`initial_view` of a CPU float32 batch of one whose focus depth (metres) is known."""
     means = g.means[0].numpy()
     weights = g.opacities[0].nan_to_num(0.0).clamp(0.0, 1.0).numpy() + np.float32(1e-6)
+    width, height = (max(int(v), 1) for v in g.image_size[0])
     focal = float(g.focal_px[0])
-    width, height = (int(v) for v in g.image_size[0])
+    if not (np.isfinite(focal) and focal > 0):  # a foreign file's bad intrinsics: assume a 53 degree view
+        focal = float(max(width, height))
     if _camera_framed(means, weights, focal, width, height):
         return InitialView.source_camera(focus)
 
@@ -184,7 +186,7 @@ def _initial_view(g: Gaussians, focus: float) -> InitialView:
     half_w = float(np.abs(x_axis) @ half_extent)
     half_h = float(np.abs(y_axis) @ half_extent)
     half_d = float(np.abs(forward) @ half_extent)
-    tan_x, tan_y = 0.5 * max(width, 1) / focal, 0.5 * max(height, 1) / focal
+    tan_x, tan_y = 0.5 * width / focal, 0.5 * height / focal
     distance = half_d + _FRAME_MARGIN * max(half_w / tan_x, half_h / tan_y)
     distance = max(distance, 1e-3)
     return InitialView(tuple(float(v) for v in centre), float(distance), tuple(float(v) for v in forward),
@@ -258,9 +260,8 @@ def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes
     words[:, 2] = rgb_q[:, 0] | (rgb_q[:, 1] << 8) | (rgb_q[:, 2] << 16) | (alpha_q << 24)
     words[:, 3] = scale_q[:, 2] | (rot_bits << 8)
 
-    clamped = g if torch.equal(means, g.means[0]) else dataclasses.replace(g, means=means[None])
     focus = _focus_depth(means[:, 2], opacities)
-    view = _initial_view(clamped, focus)
+    view = _initial_view(dataclasses.replace(g, means=means[None]), focus)  # frames what is stored
     header = _HEADER_V1.pack(
         PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0], FLAG_CAMERA_FRAMED if view.camera_framed else 0,
         float(g.focal_px[0]), int(g.image_size[0][0]), int(g.image_size[0][1]), lo, hi,
@@ -290,7 +291,8 @@ def decode_preview(data: bytes) -> PreviewScene:
     if magic != PREVIEW_MAGIC:
         raise ValueError(f"Not a SHARP preview file (magic {magic!r}, expected {PREVIEW_MAGIC!r}).")
     if version not in (1, PREVIEW_VERSION):
-        raise ValueError(f"Preview file version {version} is not supported (this reader knows 1 and {PREVIEW_VERSION}).")
+        raise ValueError(f"Preview file version {version} is not supported (this reader knows 1 and "
+                         f"{PREVIEW_VERSION}); update the SHARP node pack.")
     header_bytes = HEADER_BYTES_V1 if version == 1 else HEADER_BYTES
     expected = header_bytes + count * RECORD_BYTES
     if len(data) != expected:
@@ -339,8 +341,8 @@ def _camera_framed(means: np.ndarray, weights: np.ndarray, focal: float, width: 
     """Whether most of the opacity (means (N,3) metres, weights (N,)) lies in front of the source
     camera and inside its frustum widened by _FRUSTUM_SLACK."""
     x, y, z = means[:, 0], means[:, 1], means[:, 2]
-    tan_x = _FRUSTUM_SLACK * 0.5 * max(width, 1) / focal
-    tan_y = _FRUSTUM_SLACK * 0.5 * max(height, 1) / focal
+    tan_x = _FRUSTUM_SLACK * 0.5 * width / focal
+    tan_y = _FRUSTUM_SLACK * 0.5 * height / focal
     inside = (z > _NEAR_M) & (np.abs(x) <= tan_x * z) & (np.abs(y) <= tan_y * z)
     return float(weights[inside].sum()) >= _FRAMED_SHARE * float(weights.sum())
 

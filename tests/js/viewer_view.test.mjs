@@ -58,7 +58,9 @@ test("orbiting any stored view keeps the target at the image centre and at the s
   const basis = viewBasis(h.view.forward, h.view.up);
   const cols = [0, 1, 2].map((c) => [basis[c], basis[3 + c], basis[6 + c]]);
   const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) assert.ok(near(dot(cols[i], cols[j]), i === j ? 1 : 0, 1e-12));
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) assert.ok(near(dot(cols[i], cols[j]), i === j ? 1 : 0, 1e-12));
+  }
   const f = h.view.forward, fl = Math.hypot(...f);
   cols[2].forEach((c, i) => assert.ok(near(c, f[i] / fl, 1e-12)));   // z axis = forward
   assert.ok(dot(cols[1], h.view.up) < 0);                            // image y (down) opposes up
@@ -90,7 +92,8 @@ function python() {
 }
 
 // The Python side computes the same pose (InitialView.world_to_camera): both must agree.
-test("agrees with the Python initial view of an edited scene", { skip: python() ? false : "no Python with torch" }, () => {
+const skipPython = python() ? false : "no Python with torch";
+test("agrees with the Python initial view of an edited scene", { skip: skipPython }, () => {
   const script = `
 import base64, json, sys, torch
 from sharp_core import edit
