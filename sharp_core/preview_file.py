@@ -7,11 +7,11 @@ per-splat decoding beyond the positions its depth sort needs.
 
 Layout (all little-endian; the JavaScript decoder in web/sharp_preview_format.js repeats it):
 
-    header, 64 bytes
+    header, 128 bytes (version 2; version 1 files had only the first 64 and are still read)
       0  4s   magic b"SHPV"
-      4  u32  version (1)
+      4  u32  version (2)
       8  u32  splat count N
-     12  u32  flags (0, reserved)
+     12  u32  flags: bit 0 set = the scene is "camera-framed" (see `initial_view`)
      16  f32  focal length of the source image, pixels
      20  u32  source image width, pixels
      24  u32  source image height, pixels
@@ -19,8 +19,15 @@ Layout (all little-endian; the JavaScript decoder in web/sharp_preview_format.js
      32  f32  log_scale_max
      36  3f32 bounding box min (x, y, z), metres
      48  3f32 bounding box max (x, y, z), metres
-     60  f32  focus depth: opacity-weighted median z of the splats, metres (the viewer orbits
-              about (0, 0, focus depth))
+     60  f32  focus depth: opacity-weighted median z of the splats in front of the source
+              camera, metres (1.0 when none is)
+     64  3f32 initial view: orbit target (x, y, z), metres
+     76  f32  initial view: distance from the camera to the target, metres
+     80  3f32 initial view: forward, the unit direction the camera looks along
+     92  3f32 initial view: up, a unit vector orthogonal to forward (the image's "up")
+    104  24 bytes reserved, zero
+    A version 1 file reads as the source camera's view: target (0, 0, focus depth), distance
+    focus depth, forward +z, up -y.
     then N records of four u32 words
       w0  bits 0-15 x, bits 16-31 y        IEEE float16, metres, OpenCV camera frame
       w1  bits 0-15 z (float16), bits 16-23 scale0, bits 24-31 scale1
@@ -43,6 +50,7 @@ Quantisation error (what `decode_preview` returns against the scene that was wri
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from dataclasses import dataclass
@@ -58,23 +66,131 @@ from .gaussians import Gaussians
 
 __all__ = [
     "PREVIEW_MAGIC", "PREVIEW_VERSION", "HEADER_BYTES", "RECORD_BYTES", "DEFAULT_MAX_SPLATS",
+    "HEADER_BYTES_V1", "FLAG_CAMERA_FRAMED", "InitialView", "initial_view",
     "PreviewScene", "encode_preview", "write_preview", "decode_preview",
     "read_preview",
 ]
 
 PREVIEW_MAGIC = b"SHPV"
-PREVIEW_VERSION = 1
-HEADER_BYTES = 64
+PREVIEW_VERSION = 2
+HEADER_BYTES = 128
+HEADER_BYTES_V1 = 64
 RECORD_BYTES = 16
-_HEADER = struct.Struct("<4sIIIfIIff3f3ff")
-assert _HEADER.size == HEADER_BYTES
+_HEADER_V1 = struct.Struct("<4sIIIfIIff3f3ff")
+_VIEW = struct.Struct("<3ff3f3f24x")
+assert _HEADER_V1.size == HEADER_BYTES_V1 and HEADER_BYTES_V1 + _VIEW.size == HEADER_BYTES
+FLAG_CAMERA_FRAMED = 1
 _FLOAT16_LIMIT = 65000.0
 _ROT_RANGE = 1.0 / np.sqrt(2.0)  # a non-largest unit-quaternion component never exceeds this
 _ROT_LEVELS = 127
 _NEAR_M = 0.01
+# Initial-view heuristic (see `initial_view`).
+_FRAMED_SHARE = 0.75        # opacity share that must lie in the generous frustum
+_FRUSTUM_SLACK = 1.5        # the generous frustum: the image's half-angle tangents times this
+_QUANTILE_SAMPLE = 1 << 18  # splats used for the weighted quantiles (evenly strided)
+_EXTENT_QUANTILES = (0.1, 0.5, 0.9)
+_FRAME_MARGIN = 1.1         # the robust extent fills at most 1/1.1 of the image
+_SIZE_DEPTH_CORRELATION = 0.5  # SHARP outputs measure 0.9+; flatness varying with depth alone gives ~0.25
 # Default cap on splats: 960,000 records + header = 15.36 MB, inside the 16 MB a preview may cost
 # (SHARP's 1,179,648 splats at 16 bytes would be 18.9 MB).
 DEFAULT_MAX_SPLATS = 960_000
+
+
+@dataclass(frozen=True)
+class InitialView:
+    """Where the viewer opens, and the point it orbits about (world frame of the scene, metres).
+
+    The camera sits at target - distance * forward, looks along `forward` (unit) with `up` (unit,
+    orthogonal to forward) pointing up in the image. camera_framed: the scene lies in front of
+    its source camera, and this is exactly that camera (target (0, 0, focus depth), forward +z,
+    up -y: OpenCV's identity pose).
+    """
+
+    target: tuple[float, float, float]
+    distance: float
+    forward: tuple[float, float, float]
+    up: tuple[float, float, float]
+    camera_framed: bool
+
+    @classmethod
+    def source_camera(cls, focus_depth: float) -> "InitialView":
+        """The source camera at the origin, orbiting about (0, 0, focus_depth)."""
+        return cls((0.0, 0.0, focus_depth), focus_depth, (0.0, 0.0, 1.0), (0.0, -1.0, 0.0), True)
+
+    def world_to_camera(self) -> np.ndarray:
+        """(4,4) float64 world -> camera matrix, OpenCV camera axes (x right, y down, z forward)."""
+        z_axis = np.asarray(self.forward, dtype=np.float64)
+        y_axis = -np.asarray(self.up, dtype=np.float64)
+        rotation = np.stack([np.cross(y_axis, z_axis), y_axis, z_axis])  # rows: camera axes in world
+        centre = np.asarray(self.target, dtype=np.float64) - self.distance * z_axis
+        out = np.eye(4)
+        out[:3, :3] = rotation
+        out[:3, 3] = -rotation @ centre
+        return out
+
+
+def initial_view(gaussians: Gaussians) -> InitialView:
+    """The view the preview opens at, for scene 0 (what `encode_preview` stores in the header).
+
+    Camera-framed scenes (SHARP's predictions: at least 75 % of the opacity in front of the source
+    camera, inside its frustum widened 1.5x) keep the source camera, so the preview frames the photo.
+    Any other scene (moved by Edit Gaussians, or a PLY from another tool) is framed instead:
+      - target: the opacity-weighted per-axis median of the splat centres;
+      - direction: the source camera's, in whichever of the two frames the pack produces the scene
+        seems to use: OpenCV (look along +z, up -y) or y-up ("OpenCV -> y-up", a half turn about
+        x: look along -z, up +y). SHARP's splats grow with their distance from the camera, so the
+        sign of the opacity-weighted correlation between z and log splat size (mean log of each
+        splat's two largest axes) tells the camera's side (positive: camera towards -z; SHARP's
+        outputs measure |r| > 0.9). When it is weak (|r| < 0.5: PLYs from other tools, or splats
+        whose flatness alone varies with depth), the camera goes to the side where the median z
+        lies (-z if it is negative, else +z);
+      - distance: far enough that the box spanning the weighted 10-90 % quantiles on each axis
+        (made symmetric about the target) fits inside the source image's field of view, with a
+        10 % margin, in front of the camera.
+    Quantiles use at most 262,144 evenly strided splats, so a 1.18 M-splat scene costs tens of ms.
+    """
+    g = (gaussians if gaussians.batch_size == 1 else gaussians[0]).to(device="cpu", dtype=torch.float32)
+    if g.num_gaussians == 0:
+        raise ValueError("The scene has no splats; there is no view to frame.")
+    return _initial_view(g, _focus_depth(g.means[0][:, 2], g.opacities[0].nan_to_num(0.0).clamp(0.0, 1.0)))
+
+
+def _initial_view(g: Gaussians, focus: float) -> InitialView:
+    """`initial_view` of a CPU float32 batch of one whose focus depth (metres) is known."""
+    means = g.means[0].numpy()
+    weights = g.opacities[0].nan_to_num(0.0).clamp(0.0, 1.0).numpy() + np.float32(1e-6)
+    width, height = (max(int(v), 1) for v in g.image_size[0])
+    focal = float(g.focal_px[0])
+    if not (np.isfinite(focal) and focal > 0):  # a foreign file's bad intrinsics: assume a 53 degree view
+        focal = float(max(width, height))
+    if _camera_framed(means, weights, focal, width, height):
+        return InitialView.source_camera(focus)
+
+    step = max(1, -(-means.shape[0] // _QUANTILE_SAMPLE))
+    sample, sample_weights = means[::step].astype(np.float64), weights[::step].astype(np.float64)
+    low, centre, high = _weighted_quantiles(sample, sample_weights, _EXTENT_QUANTILES)
+    half_extent = np.maximum(high - centre, centre - low)  # (3,) metres
+
+    log_scales = np.log(np.clip(np.nan_to_num(g.scales[0].numpy()[::step], nan=1e-12), 1e-12, None)).astype(np.float64)
+    log_size = np.sort(log_scales, axis=1)[:, 1:].mean(axis=1)  # the two largest axes: flat splats too
+    r = _weighted_correlation(sample[:, 2], log_size, sample_weights)
+    if abs(r) >= _SIZE_DEPTH_CORRELATION:
+        camera_towards_plus_z = r < 0
+    else:
+        camera_towards_plus_z = centre[2] < 0
+    forward = np.array([0.0, 0.0, -1.0 if camera_towards_plus_z else 1.0])
+    up = np.array([0.0, 1.0 if camera_towards_plus_z else -1.0, 0.0])
+
+    y_axis = -up
+    x_axis = np.cross(y_axis, forward)
+    half_w = float(np.abs(x_axis) @ half_extent)
+    half_h = float(np.abs(y_axis) @ half_extent)
+    half_d = float(np.abs(forward) @ half_extent)
+    tan_x, tan_y = 0.5 * width / focal, 0.5 * height / focal
+    distance = half_d + _FRAME_MARGIN * max(half_w / tan_x, half_h / tan_y)
+    distance = max(distance, 1e-3)
+    return InitialView(tuple(float(v) for v in centre), float(distance), tuple(float(v) for v in forward),
+                       tuple(float(v) for v in up), False)
 
 
 @dataclass
@@ -83,7 +199,8 @@ class PreviewScene:
 
     means (N,3) metres, scales (N,3) linear std-devs, quats (N,4) unit (w,x,y,z),
     colors (N,3) LINEAR RGB (decoded from the stored sRGB bytes), opacities (N,),
-    focal_px, image_size (W,H), bbox_min/bbox_max (3,) metres, focus_depth metres.
+    focal_px, image_size (W,H), bbox_min/bbox_max (3,) metres, focus_depth metres,
+    view: the stored initial view (version 1 files: the source camera).
     """
 
     means: np.ndarray
@@ -97,6 +214,7 @@ class PreviewScene:
     bbox_min: np.ndarray
     bbox_max: np.ndarray
     focus_depth: float
+    view: InitialView
 
     def to_gaussians(self) -> Gaussians:
         """The decoded scene as a batch-of-one `Gaussians` (float32, CPU)."""
@@ -142,12 +260,13 @@ def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes
     words[:, 2] = rgb_q[:, 0] | (rgb_q[:, 1] << 8) | (rgb_q[:, 2] << 16) | (alpha_q << 24)
     words[:, 3] = scale_q[:, 2] | (rot_bits << 8)
 
-    header = _HEADER.pack(
-        PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0], 0, float(g.focal_px[0]),
-        int(g.image_size[0][0]), int(g.image_size[0][1]), lo, hi,
-        *means.min(dim=0).values.tolist(), *means.max(dim=0).values.tolist(),
-        _focus_depth(means[:, 2], opacities),
-    )
+    focus = _focus_depth(means[:, 2], opacities)
+    view = _initial_view(dataclasses.replace(g, means=means[None]), focus)  # frames what is stored
+    header = _HEADER_V1.pack(
+        PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0], FLAG_CAMERA_FRAMED if view.camera_framed else 0,
+        float(g.focal_px[0]), int(g.image_size[0][0]), int(g.image_size[0][1]), lo, hi,
+        *means.min(dim=0).values.tolist(), *means.max(dim=0).values.tolist(), focus,
+    ) + _VIEW.pack(*view.target, view.distance, *view.forward, *view.up)
     return header + words.tobytes()
 
 
@@ -165,19 +284,27 @@ def write_preview(gaussians: Gaussians, path: str | os.PathLike, max_splats: int
 
 def decode_preview(data: bytes) -> PreviewScene:
     """Parse preview-file bytes back into a `PreviewScene` (used by tests and tools)."""
-    if len(data) < HEADER_BYTES:
+    if len(data) < HEADER_BYTES_V1:
         raise ValueError(f"Preview file too short ({len(data)} bytes); expected a {HEADER_BYTES}-byte header.")
-    (magic, version, count, _flags, focal, width, height, lo, hi,
-     *rest) = _HEADER.unpack_from(data, 0)
+    (magic, version, count, flags, focal, width, height, lo, hi,
+     *rest) = _HEADER_V1.unpack_from(data, 0)
     if magic != PREVIEW_MAGIC:
         raise ValueError(f"Not a SHARP preview file (magic {magic!r}, expected {PREVIEW_MAGIC!r}).")
-    if version != PREVIEW_VERSION:
-        raise ValueError(f"Preview file version {version} is not supported (this reader knows {PREVIEW_VERSION}).")
-    expected = HEADER_BYTES + count * RECORD_BYTES
+    if version not in (1, PREVIEW_VERSION):
+        raise ValueError(f"Preview file version {version} is not supported (this reader knows 1 and "
+                         f"{PREVIEW_VERSION}); update the SHARP node pack.")
+    header_bytes = HEADER_BYTES_V1 if version == 1 else HEADER_BYTES
+    expected = header_bytes + count * RECORD_BYTES
     if len(data) != expected:
         raise ValueError(f"Preview file has {len(data)} bytes; {count} splats need {expected}.")
     bbox_min, bbox_max, focus = np.array(rest[0:3]), np.array(rest[3:6]), rest[6]
-    words = np.frombuffer(data, dtype="<u4", offset=HEADER_BYTES).reshape(count, 4)
+    if version == 1:
+        view = InitialView.source_camera(float(focus))
+    else:
+        v = _VIEW.unpack_from(data, HEADER_BYTES_V1)
+        view = InitialView(tuple(v[0:3]), float(v[3]), tuple(v[4:7]), tuple(v[7:10]),
+                           bool(flags & FLAG_CAMERA_FRAMED))
+    words = np.frombuffer(data, dtype="<u4", offset=header_bytes).reshape(count, 4)
 
     halves = np.stack([words[:, 0] & 0xFFFF, words[:, 0] >> 16, words[:, 1] & 0xFFFF], axis=1)
     means = halves.astype(np.uint16).view(np.float16).astype(np.float32)
@@ -190,7 +317,7 @@ def decode_preview(data: bytes) -> PreviewScene:
     return PreviewScene(
         means=means, scales=scales, quats=quats, colors=colors, opacities=opacities,
         focal_px=float(focal), image_size=(int(width), int(height)), log_scale_range=(lo, hi),
-        bbox_min=bbox_min, bbox_max=bbox_max, focus_depth=float(focus),
+        bbox_min=bbox_min, bbox_max=bbox_max, focus_depth=float(focus), view=view,
     )
 
 
@@ -208,6 +335,36 @@ def _focus_depth(z: torch.Tensor, weight: torch.Tensor) -> float:
     cumulative = weight[order].cumsum(0)
     i = int(torch.searchsorted(cumulative, cumulative[-1] * 0.5).clamp(max=z.numel() - 1))
     return float(z[order][i])
+
+
+def _camera_framed(means: np.ndarray, weights: np.ndarray, focal: float, width: int, height: int) -> bool:
+    """Whether most of the opacity (means (N,3) metres, weights (N,)) lies in front of the source
+    camera and inside its frustum widened by _FRUSTUM_SLACK."""
+    x, y, z = means[:, 0], means[:, 1], means[:, 2]
+    tan_x = _FRUSTUM_SLACK * 0.5 * width / focal
+    tan_y = _FRUSTUM_SLACK * 0.5 * height / focal
+    inside = (z > _NEAR_M) & (np.abs(x) <= tan_x * z) & (np.abs(y) <= tan_y * z)
+    return float(weights[inside].sum()) >= _FRAMED_SHARE * float(weights.sum())
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """(Q, D) weighted quantiles of each column of values (M, D) with weights (M,)."""
+    order = np.argsort(values, axis=0)
+    ordered = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(weights[order], axis=0)  # (M, D)
+    out = np.empty((len(quantiles), values.shape[1]))
+    for axis in range(values.shape[1]):
+        at = np.searchsorted(cumulative[:, axis], np.asarray(quantiles) * cumulative[-1, axis])
+        out[:, axis] = ordered[np.minimum(at, values.shape[0] - 1), axis]
+    return out
+
+
+def _weighted_correlation(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted Pearson correlation of a (M,) and b (M,); 0 when either is constant."""
+    w = weights / weights.sum()
+    da, db = a - w @ a, b - w @ b
+    var = float(w @ (da * da)) * float(w @ (db * db))
+    return float(w @ (da * db)) / np.sqrt(var) if var > 1e-30 else 0.0
 
 
 def _pack_quaternions(quats: np.ndarray) -> np.ndarray:

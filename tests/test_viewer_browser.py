@@ -7,6 +7,11 @@ fixed camera, and the canvas is read back. Metric: PSNR over the 8-bit sRGB imag
     transmittance 1e-4, float16 blending target, GPU float maths): PSNR >= 45 dB (measured 58 dB);
   - against `sharp_core.render` of the ORIGINAL scene (adds the preview's quantisation):
     PSNR >= 38 dB (measured 45.6 dB).
+An edited scene (re-centred and turned y-up by `sharp_core.edit`, so it lies beside and behind the
+source camera) opens at the view the preview header stores: the canvas shows it (>= 5 % of the
+pixels off the background; measured 67 %), upright and from the side the photo was taken, and
+matches `sharp_core.render` from `InitialView.world_to_camera()` (PSNR >= 40 dB; measured 51.5 and
+45.2 dB).
 Skipped when Chromium is not installed (Debian: `apt-get install -y chromium`).
 """
 
@@ -24,6 +29,7 @@ import torch
 from sharp_core.camera import Camera
 from sharp_core.color import linear_to_srgb, srgb_to_linear
 from sharp_core.gaussians import Gaussians
+from sharp_core import edit
 from sharp_core.preview_file import decode_preview, encode_preview
 from sharp_core.rendering import render
 
@@ -180,3 +186,58 @@ def test_without_webgl2_the_viewer_shows_a_message():
                       extra_flags=["--disable-webgl", "--disable-webgl2", "--disable-3d-apis"])
     assert result["supported"] is False
     assert "WebGL2" in result["text"]
+
+
+DEFAULT_VIEW_PAGE = """
+const { SplatViewer } = await import("/web/sharp_viewer.js");
+const box = document.createElement("div");
+box.style.cssText = "width: %(size)dpx; height: %(size)dpx";
+document.body.appendChild(box);
+const viewer = new SplatViewer(box, {pixelRatio: 1, interactive: false});
+if (!viewer.supported) { await report({error: "WebGL2 unavailable in this Chromium"}); return; }
+const images = [];
+for (const name of %(names)s) {
+  await viewer.load(await (await fetch("/__page/" + name)).arrayBuffer());  // no setCamera: the default view
+  await viewer.sortNow();
+  const px = viewer.readPixels();
+  let bin = "";
+  for (let i = 0; i < px.length; i += 8192) bin += String.fromCharCode.apply(null, px.subarray(i, i + 8192));
+  images.push(btoa(bin));
+}
+viewer.dispose();
+await report({images});
+"""
+
+
+def edited_scenes() -> dict[str, Gaussians]:
+    """The fixture scene as Edit Gaussians leaves it: re-centred then turned y-up, and turned only."""
+    scene = fixture_scene()
+    return {
+        "recentred_y_up.shpv": edit.transform(edit.recenter(scene), rotation=edit.OPENCV_TO_Y_UP),
+        "y_up.shpv": edit.transform(scene, rotation=edit.OPENCV_TO_Y_UP),
+    }
+
+
+def test_edited_scenes_open_framed():
+    scenes = edited_scenes()
+    files = {name: encode_preview(g) for name, g in scenes.items()}
+    page = module_page(DEFAULT_VIEW_PAGE % {"size": SIZE, "names": json.dumps(list(files))})
+    try:
+        result = run_page(page, files, timeout_s=120)
+    except PageError as err:
+        pytest.fail(str(err))
+    for (name, data), encoded in zip(files.items(), result["images"]):
+        image = np.frombuffer(base64.b64decode(encoded), dtype=np.uint8).reshape(SIZE, SIZE, 4)[..., :3]
+        covered = float((image.max(axis=2) > 8).mean())  # background is black
+        assert covered > 0.05, f"{name}: the default view shows {covered:.1%} of pixels off the background"
+        decoded = decode_preview(data)
+        assert not decoded.view.camera_framed
+        # seen from the side the photo was taken, upright (y-up): the wall behind the floor and ball
+        assert decoded.view.forward == (0.0, 0.0, -1.0) and decoded.view.up == (0.0, 1.0, 0.0)
+        # the viewer's default camera is the header's view with the photo's field of view fitted
+        fit = min(SIZE / decoded.image_size[0], SIZE / decoded.image_size[1])
+        f = decoded.focal_px * fit
+        camera = Camera(intrinsics=torch.tensor([[f, 0.0, SIZE / 2], [0.0, f, SIZE / 2], [0.0, 0.0, 1.0]]),
+                        world_to_camera=torch.from_numpy(decoded.view.world_to_camera()).float())
+        value = psnr(image, reference_image(decoded.to_gaussians(), camera))
+        assert value >= 40.0, f"{name}: default view vs sharp_core.render at the stored view: PSNR {value:.1f} dB"

@@ -8,6 +8,7 @@ widgets in count, type, range and choices; links join an output and an input of 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 
@@ -64,6 +65,10 @@ CORE_NODES: dict[str, dict] = {
     "MaskToImage": {"inputs": [("mask", "MASK", {})], "outputs": ["IMAGE"]},
 }
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # front-end nodes that never reach the server
+# Combos of our nodes that list the user's own files (empty on a fresh install): a saved value need
+# not be in today's list. ComfyUI skips its list check for an input the node's VALIDATE_INPUTS takes,
+# which the node must therefore do (checked in `our_inputs`).
+USER_FILE_COMBOS = {("SharpLoadGaussians", "ply")}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 SEED_CONTROL = {"fixed", "increment", "decrement", "randomize"}
 
@@ -74,7 +79,13 @@ def our_inputs(node_type: str) -> list[tuple[str, str, dict]]:
     for section in ("required", "optional"):
         for name, (kind, options) in spec.get(section, {}).items():
             options = dict(options, optional=section == "optional")
-            if isinstance(kind, list):
+            if isinstance(kind, list) and (node_type, name) in USER_FILE_COMBOS:
+                validate = getattr(NODE_CLASS_MAPPINGS[node_type], "VALIDATE_INPUTS", None)
+                assert validate is not None and name in inspect.signature(validate).parameters, (
+                    f"{node_type}.{name} lists user files: VALIDATE_INPUTS must take it, or ComfyUI rejects "
+                    "a workflow whose file is not in the list")
+                rows.append((name, "COMBO", options))
+            elif isinstance(kind, list):
                 rows.append((name, "COMBO", dict(options, options=kind)))
             else:
                 rows.append((name, kind, options))
@@ -217,3 +228,22 @@ def test_photo_to_ply_previews_the_prediction():
     previews = [n for n in wf["nodes"] if n["type"] == "SharpPreviewGaussians"]
     assert len(previews) == 1, "workflow 1 shows the scene in Preview Gaussians"
     assert sources[(previews[0]["id"], 0)] == "SharpPredict"
+
+
+def test_ply_edit_workflow_previews_the_edited_scene():
+    wf = load(ROOT / "workflows" / "sharp_5_ply_edit_preview.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    sources = {(link[3], link[4]): nodes[link[1]]["type"] for link in wf["links"]}
+    by_type = {n["type"]: n for n in wf["nodes"]}
+    assert sources[(by_type["SharpEditGaussians"]["id"], 0)] == "SharpLoadGaussians"
+    for shown in ("SharpPreviewGaussians", "SharpSaveGaussians"):
+        assert sources[(by_type[shown]["id"], 0)] == "SharpEditGaussians", f"{shown} shows the edited scene"
+    edit_values = dict(zip([w[0] for w in expected_widgets(our_inputs("SharpEditGaussians"))],
+                           by_type["SharpEditGaussians"]["widgets_values"]))
+    assert edit_values["orientation"] == "OpenCV -> y-up viewer" and edit_values["max_splats"] > 0
+    # the file workflow 1 writes, loaded from the output folder
+    saved = nodes[[n["id"] for n in wf["nodes"] if n["type"] == "SharpSaveGaussians"][0]]
+    workflow_1 = load(ROOT / "workflows" / "sharp_1_photo_to_ply.json")
+    prefix = next(n for n in workflow_1["nodes"] if n["type"] == "SharpSaveGaussians")["widgets_values"][0]
+    assert by_type["SharpLoadGaussians"]["widgets_values"][1] == f"{prefix}_00001_.ply [output]"
+    assert saved["widgets_values"][0] != prefix, "the edited PLY gets its own name, apart from workflow 1's"

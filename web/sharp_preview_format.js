@@ -3,14 +3,19 @@
 // extension module and Node's test runner can import it as it is.
 //
 // Layout, little-endian:
-//   header, 64 bytes
+//   header, 128 bytes (version 2; version 1 files have only the first 64, and still load)
 //     0  "SHPV"            magic
-//     4  u32 version (1)   8  u32 splat count N   12 u32 flags (0)
+//     4  u32 version (2)   8  u32 splat count N   12 u32 flags (bit 0: camera-framed)
 //     16 f32 focal length of the source image (pixels)
 //     20 u32 image width   24 u32 image height (pixels)
 //     28 f32 log_scale_min 32 f32 log_scale_max (natural log of metres)
 //     36 3 x f32 bbox min  48 3 x f32 bbox max (metres)
-//     60 f32 focus depth (metres; the orbit centre is (0, 0, focus depth))
+//     60 f32 focus depth (metres; opacity-weighted median z in front of the source camera)
+//     64 3 x f32 initial view: orbit target (metres)   76 f32 its distance from the camera
+//     80 3 x f32 forward (unit: where the camera looks) 92 3 x f32 up (unit, orthogonal to forward)
+//     104..127 reserved
+//   A version 1 file reads as the source camera: target (0, 0, focus), distance focus,
+//   forward +z, up -y.
 //   N records of four u32 words:
 //     w0 = x f16 | y f16 << 16          positions in metres, OpenCV camera frame
 //     w1 = z f16 | scale0 << 16 | scale1 << 24
@@ -23,8 +28,10 @@
 // sharp_viewer.js unpacks them the same way as decodeSplats below.
 
 export const PREVIEW_MAGIC = "SHPV";
-export const PREVIEW_VERSION = 1;
-export const HEADER_BYTES = 64;
+export const PREVIEW_VERSION = 2;
+export const HEADER_BYTES = 128;
+export const HEADER_BYTES_V1 = 64;
+export const FLAG_CAMERA_FRAMED = 1;
 export const RECORD_BYTES = 16;
 export const ROT_RANGE = Math.SQRT1_2;
 export const ROT_LEVELS = 127;
@@ -32,38 +39,48 @@ export const ROT_LEVELS = 127;
 /** Read and check the header; throws an Error naming the problem on a bad file. */
 export function parseHeader(buffer) {
   if (!(buffer instanceof ArrayBuffer)) throw new TypeError("parseHeader needs an ArrayBuffer");
-  if (buffer.byteLength < HEADER_BYTES) {
+  if (buffer.byteLength < HEADER_BYTES_V1) {
     throw new Error(`preview file too short (${buffer.byteLength} bytes; the header alone is ${HEADER_BYTES})`);
   }
   const v = new DataView(buffer);
   const magic = String.fromCharCode(v.getUint8(0), v.getUint8(1), v.getUint8(2), v.getUint8(3));
   if (magic !== PREVIEW_MAGIC) throw new Error(`not a SHARP preview file (magic "${magic}")`);
   const version = v.getUint32(4, true);
-  if (version !== PREVIEW_VERSION) throw new Error(`preview file version ${version} is not supported`);
+  if (version !== 1 && version !== PREVIEW_VERSION) throw new Error(`preview file version ${version} is not supported`);
+  const headerBytes = version === 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
   const count = v.getUint32(8, true);
-  const expected = HEADER_BYTES + count * RECORD_BYTES;
+  const expected = headerBytes + count * RECORD_BYTES;
   if (buffer.byteLength !== expected) {
     throw new Error(`preview file has ${buffer.byteLength} bytes; ${count} splats need ${expected}`);
   }
   const f32 = (o) => v.getFloat32(o, true);
+  const vec3 = (o) => [f32(o), f32(o + 4), f32(o + 8)];
+  const flags = v.getUint32(12, true);
+  const focusDepth = f32(60);
+  const view = version === 1
+    ? { target: [0, 0, focusDepth], distance: focusDepth, forward: [0, 0, 1], up: [0, -1, 0], cameraFramed: true }
+    : { target: vec3(64), distance: f32(76), forward: vec3(80), up: vec3(92),
+        cameraFramed: (flags & FLAG_CAMERA_FRAMED) !== 0 };
   return {
     version,
+    headerBytes,
     count,
-    flags: v.getUint32(12, true),
+    flags,
     focalPx: f32(16),
     imageWidth: v.getUint32(20, true),
     imageHeight: v.getUint32(24, true),
     logScaleMin: f32(28),
     logScaleMax: f32(32),
-    bboxMin: [f32(36), f32(40), f32(44)],
-    bboxMax: [f32(48), f32(52), f32(56)],
-    focusDepth: f32(60),
+    bboxMin: vec3(36),
+    bboxMax: vec3(48),
+    focusDepth,
+    view,
   };
 }
 
 /** The records as a Uint32Array view (4 words per splat), no copy. */
 export function recordWords(buffer, header = parseHeader(buffer)) {
-  return new Uint32Array(buffer, HEADER_BYTES, header.count * 4);
+  return new Uint32Array(buffer, header.headerBytes, header.count * 4);
 }
 
 // IEEE 754 binary16 -> number, via a 64 k lookup table built on first use.

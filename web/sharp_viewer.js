@@ -19,7 +19,7 @@
 //     early. Both only matter where splats nearly coincide in depth.
 
 import {
-  HEADER_BYTES, ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader, srgbToLinear,
+  ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader, recordWords, srgbToLinear,
 } from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
 
@@ -185,14 +185,37 @@ function mul3(a, b) {
   return o;
 }
 
+const IDENTITY3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
+
 /**
- * Orbit camera in OpenCV axes: the camera looks at `focus` from `distance`, turned by yaw (about
- * the world's vertical y axis) and pitch (about the camera's x axis). yaw = pitch = 0 and
- * focus = (0, 0, d), distance = d is SHARP's source camera at the origin.
+ * Camera -> world rotation (row-major 3x3; its columns are the camera's x right, y down, z forward
+ * in world axes) of a camera looking along `forward` with `up` up in the image. Both are
+ * re-orthonormalised; forward +z with up -y gives the identity (SHARP's source camera).
+ */
+export function viewBasis(forward, up) {
+  const norm = (a) => { const l = Math.hypot(a[0], a[1], a[2]) || 1; return a.map((c) => c / l); };
+  const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+  const z = norm(forward);
+  let down = [-up[0], -up[1], -up[2]];
+  const along = down[0] * z[0] + down[1] * z[1] + down[2] * z[2];
+  down = down.map((c, i) => c - along * z[i]);
+  if (Math.hypot(down[0], down[1], down[2]) < 1e-6) {  // up parallel to forward: any perpendicular
+    down = Math.abs(z[1]) < 0.9 ? cross(z, [1, 0, 0]) : cross(z, [0, 0, 1]);
+  }
+  const y = norm(down);
+  const x = cross(y, z);
+  return [x[0], y[0], z[0], x[1], y[1], z[1], x[2], y[2], z[2]];
+}
+
+/**
+ * Orbit camera in OpenCV axes: the camera looks at `focus` from `distance`. `basis` (row-major
+ * camera -> world rotation, default identity) is the un-turned camera; yaw turns it about its own
+ * vertical (the initial view's up axis), then pitch about the camera's x axis. With the identity
+ * basis, yaw = pitch = 0, focus = (0, 0, d) and distance = d this is SHARP's source camera.
  * Returns the 4x4 world->camera matrix, row-major (16 numbers).
  */
-export function orbitWorldToCamera({ focus, distance, yaw, pitch }) {
-  const m = mul3(rotY(yaw), rotX(pitch)); // camera -> world rotation, columns = camera axes
+export function orbitWorldToCamera({ focus, distance, yaw, pitch, basis = IDENTITY3 }) {
+  const m = mul3(basis, mul3(rotY(yaw), rotX(pitch))); // camera -> world, columns = camera axes
   const fwd = [m[2], m[5], m[8]];
   const centre = [0, 1, 2].map((i) => focus[i] - distance * fwd[i]);
   const out = new Array(16).fill(0);
@@ -202,6 +225,36 @@ export function orbitWorldToCamera({ focus, distance, yaw, pitch }) {
   }
   out[15] = 1;
   return out;
+}
+
+/**
+ * The orbit the viewer opens at (and goes back to on reset): the header's stored initial view.
+ * A pivot nearer than 5 cm to the source camera (1 mm for other views) moves out along the view
+ * axis, the camera staying where it is, so orbiting and zooming keep a usable radius.
+ */
+export function initialOrbit(header) {
+  if (!header) return { focus: [0, 0, 1], distance: 1, yaw: 0, pitch: 0, basis: IDENTITY3 };
+  const { target, distance, forward, up, cameraFramed } = header.view;
+  const basis = viewBasis(forward, up);
+  const d = Math.max(distance, cameraFramed ? 0.05 : 1e-3);
+  const focus = [0, 1, 2].map((i) => target[i] + (d - distance) * basis[3 * i + 2]);
+  return { focus, distance: d, yaw: 0, pitch: 0, basis };
+}
+
+/**
+ * Pinhole intrinsics for a canvas of width x height pixels: the source image's field of view,
+ * fitted inside the canvas and centred. {fx, fy, cx, cy} in canvas pixels.
+ */
+export function viewIntrinsics(header, width, height) {
+  const hd = header ?? { focalPx: Math.max(width, height), imageWidth: width, imageHeight: height };
+  const fit = Math.min(width / hd.imageWidth, height / hd.imageHeight);
+  const f = hd.focalPx * fit;
+  return { fx: f, fy: f, cx: width / 2, cy: height / 2 };
+}
+
+/** The camera `resetView` shows on a width x height canvas: {fx, fy, cx, cy, worldToCamera}. */
+export function initialCamera(header, width, height) {
+  return { ...viewIntrinsics(header, width, height), worldToCamera: orbitWorldToCamera(initialOrbit(header)) };
 }
 
 /**
@@ -223,7 +276,7 @@ export class SplatViewer {
     this.sorter = null;
     this.visible = 0;
     this.explicitCamera = null;
-    this.orbit = { focus: [0, 0, 1], distance: 1, yaw: 0, pitch: 0 };
+    this.orbit = initialOrbit(null);
     this.sortedView = null;
     this.sortInFlight = false;
     this.frameTimes = [];
@@ -307,11 +360,13 @@ export class SplatViewer {
     this.requestDraw();
   }
 
-  /** Back to the scene's own camera (framing the source photo). */
+  /**
+   * Back to the view stored in the file: the source camera for SHARP's predictions, otherwise a
+   * camera framing the scene's robust extent from its centre (see sharp_core/preview_file.py).
+   */
   resetView() {
     this.explicitCamera = null;
-    const d = this.header ? Math.max(this.header.focusDepth, 0.05) : 1;
-    this.orbit = { focus: [0, 0, d], distance: d, yaw: 0, pitch: 0 };
+    this.orbit = initialOrbit(this.header);
     this.requestDraw();
   }
 
@@ -352,11 +407,8 @@ export class SplatViewer {
   /** Current camera: {fx, fy, cx, cy, worldToCamera}. */
   currentView() {
     if (this.explicitCamera) return this.explicitCamera;
-    const w = this.canvas.width, h = this.canvas.height;
-    const hd = this.header ?? { focalPx: Math.max(w, h), imageWidth: w, imageHeight: h };
-    const fit = Math.min(w / hd.imageWidth, h / hd.imageHeight);
-    const f = hd.focalPx * fit;
-    return { fx: f, fy: f, cx: w / 2, cy: h / 2, worldToCamera: orbitWorldToCamera(this.orbit) };
+    return { ...viewIntrinsics(this.header, this.canvas.width, this.canvas.height),
+      worldToCamera: orbitWorldToCamera(this.orbit) };
   }
 
   /** Draw one frame with the latest sort (does not wait for a new one). */
@@ -475,7 +527,7 @@ export class SplatViewer {
     const gl = this.gl, n = this.header.count;
     const rows = Math.max(1, Math.ceil(n / TEXTURE_WIDTH));
     const padded = new Uint32Array(TEXTURE_WIDTH * rows * 4);
-    padded.set(new Uint32Array(this.buffer, HEADER_BYTES, n * 4));
+    padded.set(recordWords(this.buffer, this.header));
     if (this.splatTexture) gl.deleteTexture(this.splatTexture);
     this.splatTexture = gl.createTexture();
     gl.bindTexture(gl.TEXTURE_2D, this.splatTexture);
@@ -579,7 +631,7 @@ export class SplatViewer {
     if (!this.sorter || this.sortInFlight) return;
     const row = this._depthRow(view.worldToCamera);
     const old = this.sortedView;
-    const scale = Math.max(this.header?.focusDepth ?? 1, 1e-3);
+    const scale = Math.max(this.orbit?.distance ?? 1, 1e-3);
     if (old) {
       const turn = Math.hypot(row[0] - old[0], row[1] - old[1], row[2] - old[2]);
       if (turn < 0.005 && Math.abs(row[3] - old[3]) < 0.005 * scale) return;
@@ -707,11 +759,11 @@ export class SplatViewer {
   }
 
   _zoom(factor) {
-    const min = Math.max(this.header?.focusDepth ?? 1, 0.05) * 0.02;
+    const min = initialOrbit(this.header).distance * 0.02;
     this.orbit.distance = Math.max(min, this.orbit.distance * factor);
   }
 
-  // Move the focus so the scene follows the pointer at the focus depth.
+  // Move the orbit target so the scene follows the pointer at the target's depth.
   _pan(dx, dy) {
     const view = this.currentView();
     const k = this.orbit.distance / view.fx;

@@ -6,17 +6,22 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 import {
-  HEADER_BYTES, RECORD_BYTES, decodePositions, decodeSplats, halfToFloat, parseHeader, unpackQuaternion,
+  HEADER_BYTES, HEADER_BYTES_V1, RECORD_BYTES, decodePositions, decodeSplats, halfToFloat, parseHeader,
+  unpackQuaternion,
 } from "../../web/sharp_preview_format.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-// A preview file built by hand: header fields and records with known bit patterns.
-function handMadeFile(records, { focal = 500, width = 640, height = 480, lo = -6, hi = 1 } = {}) {
-  const buffer = new ArrayBuffer(HEADER_BYTES + records.length * RECORD_BYTES);
+// A preview file built by hand: header fields and records with known bit patterns. Version 2
+// carries the initial view (target, distance, forward, up) and the camera-framed flag.
+const EDITED_VIEW = { target: [0.25, -1.5, -3], distance: 6.5, forward: [0, 0, -1], up: [0, 1, 0], framed: false };
+function handMadeFile(records, { focal = 500, width = 640, height = 480, lo = -6, hi = 1, version = 2,
+  view = EDITED_VIEW } = {}) {
+  const headerBytes = version === 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
+  const buffer = new ArrayBuffer(headerBytes + records.length * RECORD_BYTES);
   const v = new DataView(buffer);
   [..."SHPV"].forEach((c, i) => v.setUint8(i, c.charCodeAt(0)));
-  v.setUint32(4, 1, true);
+  v.setUint32(4, version, true);
   v.setUint32(8, records.length, true);
   v.setFloat32(16, focal, true);
   v.setUint32(20, width, true);
@@ -24,7 +29,11 @@ function handMadeFile(records, { focal = 500, width = 640, height = 480, lo = -6
   v.setFloat32(28, lo, true);
   v.setFloat32(32, hi, true);
   v.setFloat32(60, 2.5, true);
-  records.forEach((words, i) => words.forEach((w, k) => v.setUint32(HEADER_BYTES + 16 * i + 4 * k, w >>> 0, true)));
+  if (version >= 2) {
+    v.setUint32(12, view.framed ? 1 : 0, true);
+    [...view.target, view.distance, ...view.forward, ...view.up].forEach((x, k) => v.setFloat32(64 + 4 * k, x, true));
+  }
+  records.forEach((words, i) => words.forEach((w, k) => v.setUint32(headerBytes + 16 * i + 4 * k, w >>> 0, true)));
   return buffer;
 }
 
@@ -64,6 +73,29 @@ test("hand-made records decode field by field", () => {
   assert.deepEqual(Array.from(decodePositions(buffer)), [1, -2, 0.5]);
 });
 
+test("version 2 headers carry the initial view; version 1 files read as the source camera", () => {
+  const w0 = 0x3c00 | (0xc000 << 16), w1 = 0x3800;   // x 1, y -2, z 0.5
+  const h = parseHeader(handMadeFile([[w0, w1, 0, 0]]));
+  assert.equal(h.version, 2);
+  assert.equal(h.headerBytes, 128);
+  assert.deepEqual(h.view, { target: [0.25, -1.5, -3], distance: 6.5, forward: [0, 0, -1], up: [0, 1, 0],
+    cameraFramed: false });
+  const framed = parseHeader(handMadeFile([[w0, w1, 0, 0]], {
+    view: { target: [0, 0, 2.5], distance: 2.5, forward: [0, 0, 1], up: [0, -1, 0], framed: true } }));
+  assert.equal(framed.flags, 1);
+  assert.equal(framed.view.cameraFramed, true);
+
+  const old = handMadeFile([[w0, w1, 0, 0]], { version: 1 });
+  assert.equal(old.byteLength, 64 + 16);
+  const h1 = parseHeader(old);
+  assert.equal(h1.headerBytes, 64);
+  assert.deepEqual(h1.view, { target: [0, 0, 2.5], distance: 2.5, forward: [0, 0, 1], up: [0, -1, 0],
+    cameraFramed: true });
+  assert.deepEqual(Array.from(decodePositions(old)), [1, -2, 0.5]);  // records right after 64 bytes
+  // a version 2 file cut to a version 1 size is refused, not misread
+  assert.throws(() => parseHeader(handMadeFile([[w0, w1, 0, 0]]).slice(0, 80)), /splats need 144/);
+});
+
 test("smallest-three: the dropped component goes back to its slot", () => {
   for (let largest = 0; largest < 4; largest++) {
     const bits = largest | (100 << 2) | (30 << 9) | (64 << 16);
@@ -98,7 +130,8 @@ function python() {
   return null;
 }
 
-// The Python writer and decoder are the reference: both decoders must agree on a random scene.
+// The Python writer and decoder are the reference: both decoders must agree on a random scene
+// (partly behind the source camera, so the header's initial view is a computed one).
 test("agrees with the Python writer and decoder", { skip: python() ? false : "no Python with torch" }, () => {
   const script = `
 import base64, json, sys, torch
@@ -106,15 +139,18 @@ from sharp_core.gaussians import Gaussians
 from sharp_core.preview_file import encode_preview, decode_preview
 g = torch.Generator().manual_seed(7)
 n = 500
-z = 0.5 + 10 * torch.rand(n, generator=g)
+z = -3.0 + 10 * torch.rand(n, generator=g)  # a third behind the source camera: framed about its centre
 scene = Gaussians(means=torch.stack([torch.randn(n, generator=g), torch.randn(n, generator=g), z], 1),
     scales=torch.exp(torch.randn(n, 3, generator=g) - 4), quats=torch.randn(n, 4, generator=g),
     colors=torch.rand(n, 3, generator=g), opacities=torch.rand(n, generator=g), focal_px=[812.5], image_size=[(300, 200)])
 data = encode_preview(scene)
 d = decode_preview(data)
+view = d.view
 json.dump({"file": base64.b64encode(data).decode(), "means": d.means.tolist(), "scales": d.scales.tolist(),
     "quats": d.quats.tolist(), "colors": d.colors.tolist(), "opacities": d.opacities.tolist(),
-    "focus": d.focus_depth, "bbox_min": d.bbox_min.tolist()}, sys.stdout)
+    "focus": d.focus_depth, "bbox_min": d.bbox_min.tolist(), "view": {"target": list(view.target),
+    "distance": view.distance, "forward": list(view.forward), "up": list(view.up), "cameraFramed": view.camera_framed}},
+    sys.stdout)
 `;
   const out = execFileSync(python(), ["-c", script], {
     cwd: REPO, env: { ...process.env, PYTHONPATH: REPO }, maxBuffer: 64 << 20,
@@ -132,6 +168,11 @@ json.dump({"file": base64.b64encode(data).decode(), "means": d.means.tolist(), "
     assert.equal(a.length, flat.length, name);
     for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - flat[i]) <= tol, `${name}[${i}]: ${a[i]} vs ${flat[i]}`);
   };
+  const { target, distance, forward, up, cameraFramed } = s.header.view;
+  assert.equal(cameraFramed, false);
+  assert.equal(ref.view.cameraFramed, false);
+  close([...target, distance, ...forward, ...up],
+    [ref.view.target, ref.view.distance, ref.view.forward, ref.view.up].flat(), 1e-6, "view");
   close(s.means, ref.means, 0, "means");
   close(s.scales, ref.scales, 1e-5 * 1, "scales");
   close(s.quats, ref.quats, 1e-6, "quats");
