@@ -111,7 +111,9 @@ extern "C" void sharp_set_threads(int n) {
 }
 """
 
-_FLAGS = ["-O3", "-fPIC", "-shared", "-fopenmp", "-fno-math-errno"]
+_FLAGS = ["-O3", "-fPIC", "-shared", "-fno-math-errno"]
+# OpenMP first; Apple's clang has none, so the kernel then builds single-threaded.
+_FLAG_SETS = (_FLAGS + ["-fopenmp"], _FLAGS)
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failure: str | None = None
@@ -144,24 +146,15 @@ def _load() -> ctypes.CDLL | None:
         if compiler is None:
             _failure = "no C++ compiler (g++, c++ or clang++) on PATH"
             return None
-        key = hashlib.sha256("\0".join([_SOURCE, compiler, *_FLAGS]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"composite_{key}.so"
-        try:
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                    src = Path(tmp) / "composite.cpp"
-                    src.write_text(_SOURCE)
-                    built = Path(tmp) / "composite.so"
-                    subprocess.run(
-                        [compiler, *_FLAGS, str(src), "-o", str(built)],
-                        check=True, capture_output=True, text=True, timeout=300,
-                    )
-                    os.replace(built, target)  # atomic: other processes see all or nothing
-            lib = ctypes.CDLL(str(target))
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", "") or str(exc)
-            _failure = f"building the compositing kernel failed: {detail.strip()[:500]}"
+        lib, errors = None, []
+        for flags in _FLAG_SETS:
+            try:
+                lib = ctypes.CDLL(str(_build(compiler, flags)))
+                break
+            except (OSError, subprocess.SubprocessError) as exc:
+                errors.append((getattr(exc, "stderr", "") or str(exc)).strip()[:500])
+        if lib is None:
+            _failure = f"building the compositing kernel failed: {errors[-1]}"
             log.warning("sharp_core: %s; rendering falls back to the eager PyTorch compositor.", _failure)
             return None
         i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
@@ -170,6 +163,22 @@ def _load() -> ctypes.CDLL | None:
         lib.sharp_set_threads.argtypes = [ctypes.c_int]
         _library = lib
         return lib
+
+
+def _build(compiler: str, flags: list[str]) -> Path:
+    """Compile the kernel once per (source, compiler, flags) into the cache; return the library path."""
+    key = hashlib.sha256("\0".join([_SOURCE, compiler, *flags]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"composite_{key}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            src = Path(tmp) / "composite.cpp"
+            src.write_text(_SOURCE)
+            built = Path(tmp) / "composite.so"
+            subprocess.run([compiler, *flags, str(src), "-o", str(built)],
+                           check=True, capture_output=True, text=True, timeout=300)
+            os.replace(built, target)  # atomic: other processes see all or nothing
+    return target
 
 
 def available() -> bool:
