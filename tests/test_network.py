@@ -56,10 +56,11 @@ def test_tiny_fixture_architecture_is_inferred():
     assert list(cfg.gaussian_decoder_dims) == ref["gaussian_decoder_dims"]
 
 
-# Tolerances: float32 on CPU, our kernels (fused SDPA, oneDNN convolutions) versus the reference's,
-# through a 4-block ViT and ~40 convolutions with random weights. Means, colours and opacities
-# agree to ~1e-6 relative; covariances pass through unnormalised predicted quaternions and an
-# eigen-decomposition, and agree to a median of 2e-5 and at worst ~3e-4 of each matrix's norm.
+# Tolerances. On this CPU our float32 forward reproduces the reference bit for bit up to the NDC
+# Gaussians (disparity, NDC means, colours, opacities: error 0). Metric means differ by ~1e-7
+# (the unprojection is a closed-form diagonal, not a float32 matrix inverse), covariances by
+# ~1e-6 of each matrix's norm (our closed-form eigen-decomposition versus the reference's float64
+# SVD). The bounds leave a decade or two of room for other CPUs' kernels (e.g. without AVX-512).
 def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
@@ -68,16 +69,16 @@ def test_parity_per_gaussian_fields(tiny_prediction, expected):
     g, _ = tiny_prediction
     idx = expected["index"]
     assert g.num_gaussians == 2 * 768 * 768
-    assert _max_rel(g.means[0, idx], expected["mean_vectors"]) < 1e-5
+    assert _max_rel(g.means[0, idx], expected["mean_vectors"]) < 1e-6
     assert _max_rel(g.colors[0, idx], expected["colors"]) < 1e-5
-    assert _max_rel(g.opacities[0, idx], expected["opacities"]) < 1e-4
+    assert _max_rel(g.opacities[0, idx], expected["opacities"]) < 1e-5
     cov, ref = g.covariances()[0, idx], expected["covariances"]
     per_splat = (cov - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
-    assert per_splat.median() < 1e-4
-    assert per_splat.max() < 2e-3
+    assert per_splat.median() < 1e-5
+    assert per_splat.max() < 1e-4
     # Scales are the covariances' singular values: same multiset per splat.
     ours, theirs = g.scales[0, idx].sort(-1).values, expected["singular_values"].sort(-1).values
-    assert ((ours - theirs).abs() / theirs).max() < 2e-3
+    assert ((ours - theirs).abs() / theirs).max() < 1e-4
     # Quaternions are unit and describe proper rotations.
     assert torch.allclose(g.quats[0].norm(dim=-1), torch.ones(()), atol=1e-5)
 
@@ -87,7 +88,7 @@ def test_parity_sums_over_all_gaussians(tiny_prediction, expected):
     assert torch.allclose(g.means[0].double().sum(0), expected["sum_mean_vectors"], rtol=1e-5)
     assert torch.allclose(g.colors[0].double().sum(0), expected["sum_colors"], rtol=1e-5)
     assert torch.allclose(g.opacities[0].double().sum().reshape(1), expected["sum_opacities"], rtol=1e-5)
-    assert _max_rel(g.covariances()[0].double().sum(0), expected["sum_covariances"]) < 1e-4
+    assert _max_rel(g.covariances()[0].double().sum(0), expected["sum_covariances"]) < 1e-5
 
 
 def test_parity_monodepth_and_ndc(expected):
