@@ -30,6 +30,8 @@ def cameras_for_path(scene, camera_path: str, frames: int, width: int, height: i
     if camera_path == "original":
         return [sharp_core.Camera.scene_camera(scene, width, height)]
     if camera_path == "custom":
+        if frames == 1:  # a single frame is the pose itself, not the start of the move (the source view)
+            return [trajectory.move_camera(scene, width, height, **custom_move)]
         return trajectory.keyframe_trajectory(scene, width, height, [custom_move], frames)
     if camera_path in trajectory.TRAJECTORY_KINDS:
         return trajectory.camera_path(
