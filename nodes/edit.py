@@ -57,26 +57,41 @@ class SharpEditGaussians:
              max_splats: int = 0, recenter: str = "off", orientation: str = ORIENTATIONS[0],
              rotate_x: float = 0.0, rotate_y: float = 0.0, rotate_z: float = 0.0, scale: float = 1.0):
         edit = engine_module("edit")
+        if orientation not in ORIENTATIONS:
+            raise ValueError(f"Unknown orientation '{orientation}': choose one of {', '.join(ORIENTATIONS)}.")
         inf = float("inf")
         low = lambda v: -inf if v <= -NO_LIMIT else v  # noqa: E731  the widget's end stop means "no limit"
         high = lambda v: inf if v >= NO_LIMIT else v  # noqa: E731
-        g = edit.crop(
-            gaussians, depth_range=(min_depth or None, max_depth or None),
-            box_min=(low(x_min), low(y_min), -inf), box_max=(high(x_max), high(y_max), inf),
-        )
-        g = edit.drop_transparent(g, min_opacity)
-        if max_splats > 0:
-            g = edit.decimate(g, max_splats)
-        if recenter != "off":
-            g = edit.recenter(g, recenter)
-        if orientation not in ORIENTATIONS:
-            raise ValueError(f"Unknown orientation '{orientation}': choose one of {', '.join(ORIENTATIONS)}.")
         rotation = edit.rotation_from_euler_deg(rotate_x, rotate_y, rotate_z)
         if orientation == ORIENTATIONS[1]:
             rotation = rotation @ edit.OPENCV_TO_Y_UP
-        if rotate_x or rotate_y or rotate_z or orientation == ORIENTATIONS[1] or scale != 1.0:
-            g = edit.transform(g, rotation=rotation, scale=scale)
-        return (g,)
+        turn = bool(rotate_x or rotate_y or rotate_z or orientation == ORIENTATIONS[1] or scale != 1.0)
+
+        def edit_scenes(g):
+            g = edit.crop(
+                g, depth_range=(min_depth or None, max_depth or None),
+                box_min=(low(x_min), low(y_min), -inf), box_max=(high(x_max), high(y_max), inf),
+            )
+            g = edit.drop_transparent(g, min_opacity)
+            if max_splats > 0:
+                g = edit.decimate(g, max_splats)
+            if recenter != "off":
+                g = edit.recenter(g, recenter)
+            if turn:
+                g = edit.transform(g, rotation=rotation, scale=scale)
+            return g
+
+        if gaussians.batch_size == 1:
+            return (edit_scenes(gaussians),)
+        # Scenes are cropped one by one (each may keep a different count), then batched again.
+        edited = [edit_scenes(scene) for scene in gaussians.scenes()]
+        counts = [s.num_gaussians for s in edited]
+        if len(set(counts)) > 1:
+            raise ValueError(
+                f"The scenes of this batch keep different numbers of splats after the crop ({counts}); set "
+                f"max_splats to at most {min(counts)} so every scene keeps the same count, or edit one scene at a time."
+            )
+        return (edit.stack_scenes(edited),)
 
 
 NODE_CLASS_MAPPINGS = {"SharpEditGaussians": SharpEditGaussians}

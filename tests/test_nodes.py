@@ -150,6 +150,16 @@ def test_render_custom_move_ends_at_the_pose(light_scene):
     assert not torch.allclose(frames[-1], still[0], atol=1e-3)
 
 
+def test_render_custom_single_frame_is_the_pose():
+    """frames=1 with camera_path custom renders the pose set in the widgets, not the source view."""
+    _needs_renderer()
+    scene = small_scene()
+    posed, _, _ = render(scene, camera_path="custom", frames=1, yaw=10.0, zoom=1.5)
+    path, _, _ = render(scene, camera_path="custom", frames=3, yaw=10.0, zoom=1.5)
+    assert posed.shape[0] == 1
+    assert torch.allclose(posed[0], path[-1], atol=1e-4)
+
+
 def test_render_background_fills_uncovered_pixels(light_scene):
     _needs_renderer()
     white, alpha, _ = render(light_scene, camera_path="original", background="white")
@@ -236,3 +246,17 @@ def test_edit_pipeline():
     assert torch.allclose(centred.means.median(dim=1).values, torch.zeros(1, 3), atol=1e-6)
     turned = edit(g, rotate_z=90.0)
     assert torch.allclose(turned.means[0, :, 1], g.means[0, :, 0], atol=1e-5)
+
+
+def test_edit_batch_crop_with_budget_keeps_every_scene():
+    """Scenes of a batch that keep different counts after a crop still batch when max_splats is
+    set, as the engine's error message advises (each scene keeps its max_splats most visible)."""
+    g = small_scene(b=2, n=2000, seed=5)
+    out = edit(g, max_depth=4.0, max_splats=300)
+    assert out.batch_size == 2 and out.num_gaussians == 300
+    assert bool((out.means[..., 2] <= 4.0).all())
+    for i in range(2):
+        alone = edit(g[i], max_depth=4.0, max_splats=300)
+        assert torch.equal(out.means[i], alone.means[0]) and torch.equal(out.opacities[i], alone.opacities[0])
+    with pytest.raises(ValueError, match="max_splats"):
+        edit(g, max_depth=4.0)
