@@ -194,10 +194,10 @@ def transform(
         raise ValueError(f"scale must be positive, got {scale}.")
     means, quats = g.means, g.quats
     if rotation is not None:
-        r = rotation.to(device=g.device, dtype=g.dtype)
+        r = rotation.to(device=g.device, dtype=torch.float32)  # checked before any cast to a half dtype
         if not torch.allclose(r @ r.T, torch.eye(3, device=r.device, dtype=r.dtype), atol=1e-4) or float(torch.det(r)) < 0:
             raise ValueError("rotation must be a proper 3x3 rotation matrix (orthonormal, determinant +1).")
-        means = means @ r.T
+        means = means @ r.to(g.dtype).T
         quats = quat_multiply(quats_from_rotations(r).to(quats.dtype).expand_as(quats), quats)
     means = means * scale
     if translation is not None:

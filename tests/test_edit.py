@@ -168,6 +168,18 @@ def test_opencv_to_y_up_turns_the_scene_upright():
     assert torch.allclose(out.covariances(), OPENCV_TO_Y_UP @ g.covariances() @ OPENCV_TO_Y_UP.T, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_transform_accepts_half_precision_scenes(dtype):
+    """A valid rotation is checked before the cast to the scene's dtype, where rounding alone
+    would fail the orthonormality test."""
+    g = random_scene(n=50)
+    r = rotation_from_euler_deg(10, 20, 30)
+    out = transform(g.to(dtype=dtype), rotation=r)
+    assert out.dtype == dtype
+    assert torch.allclose(out.means.float(), g.means @ r.T, atol=0.1)
+    assert torch.allclose(out.covariances().float(), r @ g.covariances() @ r.T, atol=1e-3)
+
+
 def test_transform_rejects_bad_parameters():
     g = random_scene(n=10)
     with pytest.raises(ValueError, match="proper 3x3 rotation"):
