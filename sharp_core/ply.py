@@ -100,7 +100,8 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> Path:
 
     with atomic_write(path) as f:
         f.write("\n".join(header).encode("ascii"))
-        f.write(memoryview(vertex).cast("B"))
+        if n:  # memoryview cannot cast an empty array
+            f.write(memoryview(vertex).cast("B"))
         f.write(tail)
     return path
 

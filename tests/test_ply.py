@@ -279,6 +279,16 @@ def test_rejects_truncated_and_nan_files(tmp_path):
         load_ply(nan_path)
 
 
+def test_round_trip_of_an_empty_scene(tmp_path):
+    """A scene with no splats (e.g. a PLY with 0 vertices) writes and reads back, keeping its camera."""
+    g = _random_gaussians(n=5)
+    empty = g.select(torch.zeros(5, dtype=torch.bool))
+    path = save_ply(empty, tmp_path / "empty.ply")
+    back = load_ply(path)
+    assert back.num_gaussians == 0 and back.batch_size == 1
+    assert back.image_size == empty.image_size and back.focal_px == pytest.approx(empty.focal_px)
+
+
 def test_save_rejects_batches_and_leaves_nothing(tmp_path):
     g = _random_gaussians(10)
     batch = Gaussians(
