@@ -278,15 +278,18 @@ def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
 
 
 def _check_values(path: Path, table: np.ndarray) -> None:
-    """Reject NaN anywhere and infinities except in opacity and scale_*, where -inf / +inf
-    logits and -inf log-scales (SHARP's writer stores zero scales that way) decode fine."""
+    """Reject NaN anywhere and infinities except -inf / +inf opacity logits and -inf log-scales
+    (zero scales), which decode to valid splats; +inf log-scales would be infinitely large."""
     if np.isfinite(table).all():
         return
     nan = np.isnan(table).any(axis=0)
     inf = np.isinf(table).any(axis=0)
+    pos_inf = np.isposinf(table).any(axis=0)
+    # Which infinities are an error, per property: none for opacity, +inf for scales, any elsewhere.
+    bad_inf = {"opacity": np.zeros_like(inf), "scale_0": pos_inf, "scale_1": pos_inf, "scale_2": pos_inf}
     bad = [
         name for i, name in enumerate(_VERTEX_PROPERTIES)
-        if nan[i] or (inf[i] and name not in ("opacity", "scale_0", "scale_1", "scale_2"))
+        if nan[i] or bad_inf.get(name, inf)[i]
     ]
     if bad:
         raise ValueError(f"{path}: PLY vertex properties {', '.join(bad)} contain NaN or infinite values.")

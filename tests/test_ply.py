@@ -279,6 +279,22 @@ def test_rejects_truncated_and_nan_files(tmp_path):
         load_ply(nan_path)
 
 
+def test_infinite_scales_rejected_but_zero_scales_and_saturated_opacity_accepted(tmp_path):
+    g = _random_gaussians(10)
+    vertex = _generic_vertex(g)
+    vertex["scale_0"][2] = -np.inf  # a zero scale, as SHARP's writer may store it
+    vertex["opacity"][3] = np.inf  # a fully opaque splat
+    ok = tmp_path / "ok.ply"
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(ok))
+    loaded = load_ply(ok)
+    assert loaded.scales[0, 2, 0] == 0 and loaded.opacities[0, 3] == 1
+    vertex["scale_1"][4] = np.inf
+    bad = tmp_path / "huge.ply"
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(bad))
+    with pytest.raises(ValueError, match=r"huge\.ply.*scale_1.*infinite"):
+        load_ply(bad)
+
+
 def test_round_trip_of_an_empty_scene(tmp_path):
     """A scene with no splats (e.g. a PLY with 0 vertices) writes and reads back, keeping its camera."""
     g = _random_gaussians(n=5)
