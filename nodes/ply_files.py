@@ -140,6 +140,8 @@ class SharpLoadGaussians:
             gaussians = sharp_core.load_ply(full)
         except Exception as exc:
             raise ValueError(f"Cannot read {full} as a Gaussian splat PLY: {exc}") from exc
+        if gaussians.num_gaussians == 0:
+            raise ValueError(f"{full} holds no splats (0 vertices): pick a PLY with Gaussians in it.")
         return (gaussians.to(mm.get_torch_device()),)
 
     @classmethod

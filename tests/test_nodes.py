@@ -219,6 +219,14 @@ def test_load_ply_from_input_list(comfy_base):
     assert LoadPly.IS_CHANGED(ply="mine.ply") != before
 
 
+def test_load_ply_without_splats_says_so(comfy_base):
+    scene = small_scene()
+    sharp_core.save_ply(scene.select(torch.zeros(scene.num_gaussians, dtype=torch.bool)),
+                        comfy_base / "input" / "empty.ply")
+    with pytest.raises(ValueError, match="empty.ply holds no splats"):
+        LoadPly().load("empty.ply")
+
+
 # -- edit -----------------------------------------------------------------------------------------
 def edit(scene, **kw):
     args = dict(min_depth=0.0, max_depth=0.0, x_min=-1000.0, x_max=1000.0, y_min=-1000.0, y_max=1000.0,
