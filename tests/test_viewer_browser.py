@@ -80,13 +80,17 @@ def novel_camera() -> Camera:
     return Camera(intrinsics=k, world_to_camera=w2c)
 
 
-VIEWER_PAGE = """
+# Opens a non-interactive viewer of %(size)d px; the pages below go on from there.
+VIEWER_SETUP = """
 const { SplatViewer } = await import("/web/sharp_viewer.js");
 const box = document.createElement("div");
 box.style.cssText = "width: %(size)dpx; height: %(size)dpx";
 document.body.appendChild(box);
 const viewer = new SplatViewer(box, {pixelRatio: 1, interactive: false});
 if (!viewer.supported) { await report({error: "WebGL2 unavailable in this Chromium"}); return; }
+"""
+
+VIEWER_PAGE = VIEWER_SETUP + """
 await viewer.load(await (await fetch("/__page/scene.shpv")).arrayBuffer());
 viewer.setCamera(%(camera)s);
 await viewer.sortNow();
@@ -188,13 +192,7 @@ def test_without_webgl2_the_viewer_shows_a_message():
     assert "WebGL2" in result["text"]
 
 
-DEFAULT_VIEW_PAGE = """
-const { SplatViewer } = await import("/web/sharp_viewer.js");
-const box = document.createElement("div");
-box.style.cssText = "width: %(size)dpx; height: %(size)dpx";
-document.body.appendChild(box);
-const viewer = new SplatViewer(box, {pixelRatio: 1, interactive: false});
-if (!viewer.supported) { await report({error: "WebGL2 unavailable in this Chromium"}); return; }
+DEFAULT_VIEW_PAGE = VIEWER_SETUP + """
 const images = [];
 for (const name of %(names)s) {
   await viewer.load(await (await fetch("/__page/" + name)).arrayBuffer());  // no setCamera: the default view

@@ -9,6 +9,7 @@ import {
   HEADER_BYTES, HEADER_BYTES_V1, RECORD_BYTES, decodePositions, decodeSplats, halfToFloat, parseHeader,
   unpackQuaternion,
 } from "../../web/sharp_preview_format.js";
+import { python } from "./python_helper.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -120,15 +121,6 @@ test("bad files are refused with a reason", () => {
   assert.throws(() => parseHeader(badVersion), /version 9/);
 });
 
-function python() {
-  for (const exe of ["python3", "python"]) {
-    try {
-      execFileSync(exe, ["-c", "import torch, numpy"], { stdio: "ignore" });
-      return exe;
-    } catch { /* try the next */ }
-  }
-  return null;
-}
 
 // The Python writer and decoder are the reference: both decoders must agree on a random scene
 // (partly behind the source camera, so the header's initial view is a computed one).

@@ -8,6 +8,7 @@ import path from "node:path";
 
 import { initialCamera, initialOrbit, orbitWorldToCamera, viewBasis } from "../../web/sharp_viewer.js";
 import { parseHeader } from "../../web/sharp_preview_format.js";
+import { python } from "./python_helper.mjs";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -81,15 +82,6 @@ test("orbiting any stored view keeps the target at the image centre and at the s
   assert.ok(near(height(0), height(1.3), 1e-9));
 });
 
-function python() {
-  for (const exe of ["python3", "python"]) {
-    try {
-      execFileSync(exe, ["-c", "import torch, numpy"], { stdio: "ignore" });
-      return exe;
-    } catch { /* try the next */ }
-  }
-  return null;
-}
 
 // The Python side computes the same pose (InitialView.world_to_camera): both must agree.
 const skipPython = python() ? false : "no Python with torch";
