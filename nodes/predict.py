@@ -14,7 +14,7 @@ from .common import CATEGORY, GAUSSIANS, MODEL, depth_to_image
 log = logging.getLogger(__name__)
 
 FOCAL_UNITS = ("mm (35 mm equivalent)", "pixels")
-MIN_IMAGE_SIDE = 16  # pixels; SHARP upsamples to 1536, anything smaller carries no usable content
+MIN_IMAGE_SIDE = engine_module("prediction").MIN_IMAGE_SIDE  # one limit for the engine and the node
 
 
 def check_image(image: torch.Tensor) -> torch.Tensor:

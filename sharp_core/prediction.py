@@ -16,7 +16,7 @@ __all__ = ["predict", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
 
 DEFAULT_FOCAL_MM = 30.0  # 35 mm-equivalent, SHARP's default when EXIF has none
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
-MIN_IMAGE_SIDE = 4
+MIN_IMAGE_SIDE = 16  # pixels: SHARP upsamples to 1536, anything smaller carries no usable content
 
 
 def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
