@@ -16,7 +16,7 @@ import torch
 from benchmarks import best_of
 from sharp_core import ply
 from sharp_core.gaussians import Gaussians
-from sharp_core.ply import load_ply, save_ply
+from sharp_core import load_ply, save_ply
 
 
 def _scene(n: int) -> Gaussians:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._engine import engine_module
+from ..sharp_core import (
+    OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter as recenter_scene, rotation_from_euler_deg, stack_scenes, transform,
+)
 from .common import CATEGORY, GAUSSIANS, float_input
 
 ORIENTATIONS = ("keep (OpenCV: y down, z forward)", "OpenCV -> y-up viewer")
@@ -56,29 +58,28 @@ class SharpEditGaussians:
              x_max: float = NO_LIMIT, y_min: float = -NO_LIMIT, y_max: float = NO_LIMIT, min_opacity: float = 0.0,
              max_splats: int = 0, recenter: str = "off", orientation: str = ORIENTATIONS[0],
              rotate_x: float = 0.0, rotate_y: float = 0.0, rotate_z: float = 0.0, scale: float = 1.0):
-        edit = engine_module("edit")
         if orientation not in ORIENTATIONS:
             raise ValueError(f"Unknown orientation '{orientation}': choose one of {', '.join(ORIENTATIONS)}.")
         inf = float("inf")
         low = lambda v: -inf if v <= -NO_LIMIT else v  # noqa: E731  the widget's end stop means "no limit"
         high = lambda v: inf if v >= NO_LIMIT else v  # noqa: E731
-        rotation = edit.rotation_from_euler_deg(rotate_x, rotate_y, rotate_z)
+        rotation = rotation_from_euler_deg(rotate_x, rotate_y, rotate_z)
         if orientation == ORIENTATIONS[1]:
-            rotation = rotation @ edit.OPENCV_TO_Y_UP
+            rotation = rotation @ OPENCV_TO_Y_UP
         turn = bool(rotate_x or rotate_y or rotate_z or orientation == ORIENTATIONS[1] or scale != 1.0)
 
         def edit_scenes(g):
-            g = edit.crop(
+            g = crop(
                 g, depth_range=(min_depth or None, max_depth or None),
                 box_min=(low(x_min), low(y_min), -inf), box_max=(high(x_max), high(y_max), inf),
             )
-            g = edit.drop_transparent(g, min_opacity)
+            g = drop_transparent(g, min_opacity)
             if max_splats > 0:
-                g = edit.decimate(g, max_splats)
+                g = decimate(g, max_splats)
             if recenter != "off":
-                g = edit.recenter(g, recenter)
+                g = recenter_scene(g, recenter)
             if turn:
-                g = edit.transform(g, rotation=rotation, scale=scale)
+                g = transform(g, rotation=rotation, scale=scale)
             return g
 
         if gaussians.batch_size == 1:
@@ -91,7 +92,7 @@ class SharpEditGaussians:
                 f"The scenes of this batch keep different numbers of splats after the crop ({counts}); set "
                 f"max_splats to at most {min(counts)} so every scene keeps the same count, or edit one scene at a time."
             )
-        return (edit.stack_scenes(edited),)
+        return (stack_scenes(edited),)
 
 
 NODE_CLASS_MAPPINGS = {"SharpEditGaussians": SharpEditGaussians}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from ._engine import sharp_core
+from ..sharp_core import focal_mm_from_exif
 from .common import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class SharpLoadImage:
             opened = Image.open(path)
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
             raise ValueError(f"Cannot open image '{image}' ({exc}); upload it again or pick another file.") from exc
-        focal_mm = sharp_core.focal_mm_from_exif(opened)
+        focal_mm = focal_mm_from_exif(opened)
         if focal_mm is None or not focal_mm > 0:
             log.info("SHARP Load Image: no EXIF focal length in '%s', using %.1f mm.", image, fallback_focal_mm)
             focal_mm = fallback_focal_mm

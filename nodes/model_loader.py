@@ -12,17 +12,15 @@ import comfy.model_patcher
 import folder_paths
 import torch
 
-from ._engine import engine_module, sharp_core
+from ..sharp_core import CHECKPOINT_NAME, CHECKPOINT_SUFFIXES, DTYPES, HF_REPO, download_checkpoint, load_model
 from .common import CATEGORY, MODEL
 
 log = logging.getLogger(__name__)
 
 MODEL_FOLDER = "sharp"
-_weights = engine_module("weights")
-OFFICIAL_REPO = _weights.HF_REPO
-OFFICIAL_FILENAME = _weights.CHECKPOINT_NAME
-CHECKPOINT_EXTENSIONS = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".sft")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OFFICIAL_REPO = HF_REPO
+OFFICIAL_FILENAME = CHECKPOINT_NAME
+DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
 
 # Fallback activation estimate per image when the network cannot say: SHARP always works at
 # 1536 x 1536 internally, so the peak does not depend on the photo's size. Scaled by bytes/value.
@@ -40,7 +38,7 @@ def register_model_folder() -> None:
 
 def list_checkpoints() -> list[str]:
     """Checkpoints found in every `sharp` folder, plus the official one (downloadable on first use)."""
-    found = [f for f in folder_paths.get_filename_list(MODEL_FOLDER) if f.lower().endswith(CHECKPOINT_EXTENSIONS)]
+    found = [f for f in folder_paths.get_filename_list(MODEL_FOLDER) if f.lower().endswith(CHECKPOINT_SUFFIXES)]
     return sorted(set(found) | {OFFICIAL_FILENAME})
 
 
@@ -70,7 +68,7 @@ class ManagedNet(torch.nn.Module):
 
 
 @dataclass
-class SharpModel:
+class ManagedSharpModel:
     """The SHARP_MODEL value passed between nodes."""
 
     patcher: comfy.model_patcher.ModelPatcher
@@ -115,7 +113,7 @@ class SharpModelLoader:
                     "tooltip": f"Checkpoint in models/{MODEL_FOLDER} (or a 'sharp' entry of extra_model_paths.yaml). "
                                f"{OFFICIAL_FILENAME} is the official release from huggingface.co/{OFFICIAL_REPO}.",
                 }),
-                "dtype": (["auto", "fp32", "fp16", "bf16"], {
+                "dtype": (list(DTYPE_CHOICES), {
                     "default": "auto",
                     "tooltip": "Weight precision. auto: fp32 on CPU, bf16 (or fp16) on GPUs that run it fast.",
                 }),
@@ -132,7 +130,7 @@ class SharpModelLoader:
         if path is None:
             if ckpt_name == OFFICIAL_FILENAME and download_if_missing:
                 log.info("SHARP: downloading %s from %s into %s", OFFICIAL_FILENAME, OFFICIAL_REPO, default_model_dir())
-                path = str(_weights.download_checkpoint(default_model_dir()))  # raises with the manual fix
+                path = str(download_checkpoint(default_model_dir()))  # raises with the manual fix
             else:
                 folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
                 hint = (
@@ -142,12 +140,12 @@ class SharpModelLoader:
                 raise FileNotFoundError(
                     f"SHARP checkpoint '{ckpt_name}' not found. Put it into {folders}{hint}."
                 )
-        if dtype not in DTYPES and dtype != "auto":
+        if dtype not in DTYPE_CHOICES:
             raise ValueError(f"Unknown dtype '{dtype}': choose auto, fp32, fp16 or bf16.")
         load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
         weight_dtype = auto_dtype(load_device) if dtype == "auto" else DTYPES[dtype]
         try:
-            net = sharp_core.load_model(path, device=offload_device, dtype=weight_dtype)
+            net = load_model(path, device=offload_device, dtype=weight_dtype)
         except Exception as exc:
             raise RuntimeError(
                 f"Could not load the SHARP checkpoint {path}: {exc}. The file may be incomplete or not a SHARP "
@@ -157,7 +155,7 @@ class SharpModelLoader:
         patcher = comfy.model_patcher.ModelPatcher(
             ManagedNet(net, weight_dtype, offload_device), load_device=load_device, offload_device=offload_device
         )
-        return (SharpModel(patcher=patcher, name=ckpt_name),)
+        return (ManagedSharpModel(patcher=patcher, name=ckpt_name),)
 
 
 NODE_CLASS_MAPPINGS = {"SharpModelLoader": SharpModelLoader}

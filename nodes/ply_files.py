@@ -9,7 +9,7 @@ import os
 import comfy.model_management as mm
 import folder_paths
 
-from ._engine import sharp_core
+from ..sharp_core import load_ply, save_ply
 from .common import CATEGORY, GAUSSIANS, path_inside
 from .preview import DEFAULT_MAX_SPLATS, max_splats_input, preview_ui
 
@@ -95,7 +95,7 @@ class SharpSaveGaussians:
             mm.throw_exception_if_processing_interrupted()
             filename = f"{name}_{counter:05}_.ply"
             full = os.path.join(folder, filename)
-            sharp_core.save_ply(scene, full)  # temp name + rename: never a half-written file
+            save_ply(scene, full)  # temp name + rename: never a half-written file
             paths.append(full)
             entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
             counter += 1
@@ -137,7 +137,7 @@ class SharpLoadGaussians:
     def load(self, ply: str = "", path: str = ""):
         full = resolve_ply(ply, path)
         try:
-            gaussians = sharp_core.load_ply(full)
+            gaussians = load_ply(full)
         except Exception as exc:
             raise ValueError(f"Cannot read {full} as a Gaussian splat PLY: {exc}") from exc
         if gaussians.num_gaussians == 0:

@@ -8,39 +8,22 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from ._engine import engine_module, sharp_core
+from ..sharp_core import check_images, predict, stack_scenes
 from .common import CATEGORY, GAUSSIANS, MODEL, depth_to_image
 
 log = logging.getLogger(__name__)
 
 FOCAL_UNITS = ("mm (35 mm equivalent)", "pixels")
-MIN_IMAGE_SIDE = engine_module("prediction").MIN_IMAGE_SIDE  # one limit for the engine and the node
 
 
-def check_image(image: torch.Tensor) -> torch.Tensor:
-    """Validate a ComfyUI IMAGE (B, H, W, C) and return its RGB part (B, H, W, 3).
-
-    RGBA drops alpha (SHARP sees colour only); greyscale (C = 1) is repeated to RGB.
-    """
-    if not isinstance(image, torch.Tensor) or image.dim() != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"SHARP Predict expects an IMAGE batch shaped (B, H, W, C), got {shape}.")
-    b, h, w, c = image.shape
-    if b == 0:
-        raise ValueError("SHARP Predict got an empty image batch: connect a node that outputs at least one image.")
-    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
-        raise ValueError(
-            f"The image is {w} x {h} pixels; SHARP needs at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE}. "
-            "Check the image source (an empty mask or a 1 x 1 placeholder?)."
-        )
-    if c == 4:
-        log.info("SHARP Predict: ignoring the alpha channel of an RGBA image.")
-        return image[..., :3]
-    if c == 1:
-        return image.expand(-1, -1, -1, 3)
-    if c != 3:
-        raise ValueError(f"SHARP Predict expects 1, 3 or 4 colour channels, got {c}.")
-    return image
+def check_image(image) -> torch.Tensor:
+    """The engine's image check (`sharp_core.check_images`) with the node's name on its errors."""
+    if isinstance(image, torch.Tensor) and image.dim() != 4:
+        raise ValueError(f"SHARP Predict expects an IMAGE batch shaped (B, H, W, C), got {tuple(image.shape)}.")
+    try:
+        return check_images(image)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"SHARP Predict: {exc}.") from None
 
 
 def focal_arguments(focal_length: float, focal_unit: str, wired_focal_mm: float | None) -> dict[str, float]:
@@ -107,9 +90,9 @@ class SharpPredict:
         for i in range(rgb.shape[0]):  # one image per pass: bounded memory, progress and Cancel between images
             mm.throw_exception_if_processing_interrupted()
             with torch.inference_mode():
-                scenes.append(sharp_core.predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal))
+                scenes.append(predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal))
             progress.update(1)
-        gaussians = engine_module("edit").stack_scenes(scenes)
+        gaussians = stack_scenes(scenes)
         height, width = rgb.shape[1:3]
         if gaussians.depth is not None:
             depth = depth_to_image(gaussians.depth, size=(height, width))

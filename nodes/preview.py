@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from ._engine import engine_module
+from ..sharp_core import PREVIEW_MAX_SPLATS, write_preview
 from .common import CATEGORY, GAUSSIANS
 
-_preview_file = engine_module("preview_file")
-DEFAULT_MAX_SPLATS: int = _preview_file.DEFAULT_MAX_SPLATS
+DEFAULT_MAX_SPLATS: int = PREVIEW_MAX_SPLATS
 
 __all__ = ["SharpPreviewGaussians", "preview_ui", "max_splats_input", "PREVIEW_UI_KEY", "DEFAULT_MAX_SPLATS",
            "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
@@ -44,7 +43,7 @@ def preview_ui(gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
     entries = []
     for scene in gaussians.scenes():
         name = f"sharp_{uuid.uuid4().hex[:16]}{PREVIEW_SUFFIX}"
-        _preview_file.write_preview(scene, folder / name, max_splats=max_splats or None)
+        write_preview(scene, folder / name, max_splats=max_splats or None)
         kept = scene.num_gaussians if not max_splats else min(int(max_splats), scene.num_gaussians)
         entries.append({
             "filename": name, "subfolder": _SUBFOLDER, "type": "temp",

@@ -6,7 +6,7 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from ._engine import engine_module, sharp_core
+from ..sharp_core import TRAJECTORY_KINDS, Camera, camera_path, keyframe_trajectory, move_camera, render
 from .common import CATEGORY, GAUSSIANS, depth_to_image, float_input
 
 CAMERA_PATHS = ("rotate_forward", "swipe", "shake", "rotate", "original", "custom")
@@ -23,22 +23,21 @@ def even(pixels: int) -> int:
     return pixels + pixels % 2
 
 
-def cameras_for_path(scene, camera_path: str, frames: int, width: int, height: int, motion_scale: float,
+def cameras_for_path(scene, path: str, frames: int, width: int, height: int, motion_scale: float,
                      custom_move: dict[str, float]) -> list:
     """Map the node's widgets to `sharp_core` camera calls for one scene (a batch of one)."""
-    trajectory = engine_module("trajectory")
-    if camera_path == "original":
-        return [sharp_core.Camera.scene_camera(scene, width, height)]
-    if camera_path == "custom":
+    if path == "original":
+        return [Camera.scene_camera(scene, width, height)]
+    if path == "custom":
         if frames == 1:  # a single frame is the pose itself, not the start of the move (the source view)
-            return [trajectory.move_camera(scene, width, height, **custom_move)]
-        return trajectory.keyframe_trajectory(scene, width, height, [custom_move], frames)
-    if camera_path in trajectory.TRAJECTORY_KINDS:
-        return trajectory.camera_path(
-            scene, camera_path, frames, width, height,
+            return [move_camera(scene, width, height, **custom_move)]
+        return keyframe_trajectory(scene, width, height, [custom_move], frames)
+    if path in TRAJECTORY_KINDS:
+        return camera_path(
+            scene, path, frames, width, height,
             max_disparity=MAX_DISPARITY * motion_scale, max_zoom=MAX_ZOOM * motion_scale,
         )
-    raise ValueError(f"Unknown camera_path '{camera_path}': choose one of {', '.join(CAMERA_PATHS)}.")
+    raise ValueError(f"Unknown camera_path '{path}': choose one of {', '.join(CAMERA_PATHS)}.")
 
 
 class SharpRender:
@@ -98,7 +97,6 @@ class SharpRender:
         custom_move = {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll,
                        "x_m": offset_x, "y_m": offset_y, "z_m": offset_z, "zoom": zoom}
         device, out_device = mm.get_torch_device(), mm.intermediate_device()
-        rasterize = sharp_core.render
         scenes = gaussians.scenes()
         sizes = [(width or even(s.image_size[0][0]), height or even(s.image_size[0][1])) for s in scenes]
         if len(set(sizes)) > 1:
@@ -112,7 +110,7 @@ class SharpRender:
             for camera in cameras:  # one frame at a time: Cancel and progress between frames
                 mm.throw_exception_if_processing_interrupted()
                 with torch.inference_mode():
-                    result = rasterize(scene, camera.to(device), w, h,
+                    result = render(scene, camera.to(device), w, h,
                                        background=BACKGROUNDS[background], backend=backend)
                 colors.append(result.color.to(out_device, torch.float32))
                 alphas.append(result.alpha.to(out_device, torch.float32))

@@ -1,47 +1,36 @@
 """SHARP single-image-to-3D-Gaussians engine: plain PyTorch, no ComfyUI imports.
 
-Public names are resolved lazily so `import sharp_core` stays cheap and never fails on an
-optional backend (gsplat, CUDA). No public function shares its module's name (`predict` lives in
-`prediction`, `render` in `rendering`): importing a submodule binds it on the package and would
-otherwise shadow the function.
+These names are the engine's public contract; the ComfyUI nodes use nothing else. Importing the
+package never fails on an optional backend: gsplat (CUDA) is imported only when a render asks for it.
+No public function shares its module's name (`predict` lives in `prediction`, `render` in
+`rendering`), so importing a submodule never shadows a function.
 """
 
 from __future__ import annotations
 
-import importlib
+from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
+from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
+from .edit import (
+    OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter, rotation_from_euler_deg, stack_scenes, transform,
+)
+from .exif import focal_mm_from_exif, load_image
+from .formats import FORMATS, SplatFormat, format_for_path, load_gaussians, load_ply, save_gaussians, save_ply
+from .gaussians import Gaussians
+from .network import SharpModel
+from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict
+from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
+from .preview_file import read_preview, write_preview
+from .rendering import RenderResult, render, render_many
+from .trajectory import TRAJECTORY_KINDS, camera_path, keyframe_trajectory, move_camera
+from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
-_EXPORTS = {
-    "Gaussians": "gaussians",
-    "load_model": "checkpoint",
-    "SharpModel": "network.model",
-    "predict": "prediction",
-    "focal_px_from_mm": "prediction",
-    "focal_mm_from_exif": "exif",
-    "save_ply": "ply",
-    "load_ply": "ply",
-    "Camera": "camera",
-    "look_at": "camera",
-    "render": "rendering",
-    "render_many": "rendering",
-    "RenderResult": "rendering",
-    "write_preview": "preview_file",
-    "read_preview": "preview_file",
-    "move_camera": "trajectory",
-    "keyframe_trajectory": "trajectory",
-    "camera_path": "trajectory",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharp_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = [
+    "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
+    "FORMATS", "Gaussians", "HF_REPO", "MIN_IMAGE_SIDE", "OPENCV_TO_Y_UP", "PREVIEW_MAX_SPLATS", "RenderResult",
+    "SharpModel", "SplatFormat", "TRAJECTORY_KINDS", "camera_from_view", "camera_path", "check_images", "crop",
+    "decimate", "default_checkpoint_dir", "download_checkpoint", "drop_transparent", "focal_mm_from_exif",
+    "focal_px_from_mm", "format_for_path", "keyframe_trajectory", "load_gaussians", "load_image", "load_model",
+    "load_ply", "look_at", "move_camera", "predict", "read_preview", "recenter", "render", "render_many",
+    "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
+    "transform", "view_from_camera", "write_preview",
+]

@@ -7,13 +7,15 @@ its intrinsics were built for that size (use `Camera.scene_camera` / `scene_intr
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from .gaussians import Gaussians
 
-__all__ = ["Camera", "look_at", "scene_intrinsics"]
+__all__ = ["Camera", "look_at", "scene_intrinsics", "camera_from_view", "view_from_camera"]
 
 
 @dataclass
@@ -127,3 +129,47 @@ def look_at(
 def _check_size(width: int, height: int) -> None:
     if int(width) <= 0 or int(height) <= 0:
         raise ValueError(f"Output size must be positive, got {width} x {height}.")
+
+
+# -- views: the JSON-serialisable camera the viewer stores and the Render node takes -----------------
+def camera_from_view(view: Mapping, width: int | None = None, height: int | None = None) -> Camera:
+    """A `Camera` from a view dict, re-targeted to width x height (default: the view's own size).
+
+    A view is {"world_to_camera": 4 x 4 (nested lists or 16 numbers, row-major, OpenCV frame, metres),
+    "fov_y_deg": vertical field of view, "width": px, "height": px}. Pixels are square and the principal
+    point is the image centre (W / 2, H / 2), as in a WebGL viewer. Another output size keeps the
+    vertical field of view (the horizontal one follows the aspect ratio).
+    """
+    if not isinstance(view, Mapping):
+        raise ValueError(f"A camera view must be a dict, got {type(view).__name__}.")
+    missing = [k for k in ("world_to_camera", "fov_y_deg", "width", "height") if k not in view]
+    if missing:
+        raise ValueError(f"The camera view lacks {', '.join(missing)}; a view has world_to_camera (4 x 4), "
+                         "fov_y_deg, width and height.")
+    try:
+        matrix = torch.tensor(view["world_to_camera"], dtype=torch.float64).reshape(4, 4)
+        fov = float(view["fov_y_deg"])
+        src_w, src_h = int(view["width"]), int(view["height"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"The camera view is malformed ({exc}); world_to_camera needs 16 numbers.") from None
+    if not bool(torch.isfinite(matrix).all()) or not math.isfinite(fov):
+        raise ValueError("The camera view holds NaN or infinite numbers.")
+    if not 0.0 < fov < 180.0:
+        raise ValueError(f"The camera view's fov_y_deg is {fov}; it must lie between 0 and 180 degrees.")
+    rotation = matrix[:3, :3]
+    if (not torch.allclose(rotation @ rotation.T, torch.eye(3, dtype=torch.float64), atol=1e-4)
+            or float(torch.det(rotation)) <= 0 or not torch.allclose(matrix[3], torch.tensor([0.0, 0, 0, 1], dtype=torch.float64))):
+        raise ValueError("The camera view's world_to_camera is not a rigid transform (rotation + translation).")
+    width, height = width or src_w, height or src_h
+    _check_size(width, height)
+    focal = height / 2.0 / math.tan(math.radians(fov) / 2.0)
+    intrinsics = torch.tensor([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+    return Camera(intrinsics=intrinsics, world_to_camera=matrix.float())
+
+
+def view_from_camera(camera: Camera, width: int, height: int) -> dict:
+    """The view dict (see `camera_from_view`) of a camera rendered at width x height; uses fy."""
+    _check_size(width, height)
+    fov = math.degrees(2.0 * math.atan(height / 2.0 / float(camera.intrinsics[1, 1])))
+    return {"world_to_camera": camera.world_to_camera.double().tolist(), "fov_y_deg": fov,
+            "width": int(width), "height": int(height)}

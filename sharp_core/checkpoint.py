@@ -12,10 +12,15 @@ from .atomic import atomic_target
 from .network import SharpModel
 from .network.config import UNUSED_PREFIXES, SharpConfig, config_from_state_dict, has_training_parts
 
-__all__ = ["load_model", "read_state_dict", "check_state_dict", "convert_checkpoint", "DTYPES"]
+__all__ = ["load_model", "read_state_dict", "check_state_dict", "convert_checkpoint", "resolve_dtype", "DTYPES",
+           "CHECKPOINT_SUFFIXES"]
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+# The names users pick (node widget, CLI) first; the long torch spellings are accepted too.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+          "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
 METADATA_HEADS = "sharp.num_heads"
 _SHOW = 8  # tensor names listed in an error before "... and N more"
 
@@ -27,15 +32,15 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise FileNotFoundError(f"SHARP checkpoint not found: {path}")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".safetensors":
+        if suffix in SAFETENSORS_SUFFIXES:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-        if suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        if suffix in PICKLE_SUFFIXES:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         else:
-            raise ValueError(f"{path}: unsupported checkpoint type {suffix!r}; use .pt, .pth or .safetensors")
+            raise ValueError(f"{path}: unsupported checkpoint type {suffix!r}; use one of {', '.join(CHECKPOINT_SUFFIXES)}")
     except ValueError:
         raise
     except Exception as exc:  # truncated or not a checkpoint at all
@@ -126,8 +131,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, dtype: to
     cast = None if dtype is None else resolve_dtype(dtype)
     out = {k: (v.to(cast) if cast is not None and v.is_floating_point() else v).contiguous()
            for k, v in sd.items() if not (inference_only and k.startswith(UNUSED_PREFIXES))}
-    from safetensors.torch import save_file
-
     from safetensors.torch import save_file
 
     with atomic_target(dst) as tmp:

@@ -60,7 +60,7 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    from .ply import save_ply
+    from .formats import save_ply
 
     images = collect_images(args.images)
     if args.checkpoint is None:

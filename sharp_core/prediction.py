@@ -12,7 +12,7 @@ from .gaussians import Gaussians
 from .network import SharpModel
 from . import linalg
 
-__all__ = ["predict", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
+__all__ = ["predict", "check_images", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
 
 DEFAULT_FOCAL_MM = 30.0  # 35 mm-equivalent, SHARP's default when EXIF has none
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -24,20 +24,31 @@ def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
     return float(focal_mm) * math.hypot(width, height) / FULL_FRAME_DIAGONAL_MM
 
 
-def _as_batch(image: torch.Tensor) -> torch.Tensor:
+def check_images(image: torch.Tensor) -> torch.Tensor:
+    """Validate an image (H, W, C) or batch (B, H, W, C) of floats in [0, 1]; return (B, H, W, 3) RGB.
+
+    C may be 3 (RGB), 4 (RGBA: alpha is dropped, SHARP sees colour only) or 1 (grey, repeated).
+    The one check for the CLI, the Python API and the Predict node; errors say what to change.
+    """
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image must be a torch.Tensor (H, W, 3) or (B, H, W, 3), got {type(image).__name__}")
     if image.dim() == 3:
         image = image.unsqueeze(0)
-    if image.dim() != 4 or image.shape[-1] != 3:
-        hint = " (drop the alpha channel first)" if image.dim() == 4 and image.shape[-1] == 4 else ""
-        raise ValueError(f"image must have shape (H, W, 3) or (B, H, W, 3) RGB, got {tuple(image.shape)}{hint}")
-    b, h, w, _ = image.shape
-    if b == 0 or min(h, w) < MIN_IMAGE_SIDE:
-        raise ValueError(f"image of {w}x{h} pixels (batch {b}) is too small: SHARP needs at least "
-                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels and one image")
+    if image.dim() != 4 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image must have shape (H, W, C) or (B, H, W, C) with C = 1, 3 or 4 colour channels, "
+                         f"got {tuple(image.shape)}")
+    b, h, w, c = image.shape
+    if b == 0:
+        raise ValueError("got an empty image batch: give at least one image")
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise ValueError(f"the image is {w} x {h} pixels; SHARP needs at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} "
+                         "(an empty mask or a 1 x 1 placeholder?)")
     if not image.is_floating_point():
         raise ValueError(f"image must be float in [0, 1], got {image.dtype}; divide 8-bit images by 255")
+    if c == 4:
+        return image[..., :3]
+    if c == 1:
+        return image.expand(-1, -1, -1, 3)
     return image
 
 
@@ -71,14 +82,15 @@ def _per_image(value, batch: int, name: str) -> list[float]:
 @torch.inference_mode()
 def predict(model: SharpModel, image: torch.Tensor, focal_px: float | Sequence[float] | torch.Tensor | None = None,
             focal_mm: float | Sequence[float] | None = None) -> Gaussians:
-    """Predict metric Gaussians for an image (H, W, 3) or batch (B, H, W, 3), float RGB in [0, 1].
+    """Predict metric Gaussians for an image (H, W, C) or batch (B, H, W, C), float in [0, 1] (see
+    `check_images` for the channel counts accepted).
 
     Focal length in pixels of the given image, or 35 mm-equivalent millimetres (default 30 mm); one
     value or one per image. Images are processed one at a time (the network's activations at 1536 px
     dominate memory); outputs live on the model's device in float32. `depth` holds the monodepth's
     first layer as metric depth (B, H, W) at the input resolution.
     """
-    image = _as_batch(image)
+    image = check_images(image)
     b, h, w, _ = image.shape
     focals = _focal_lengths(b, w, h, focal_px, focal_mm)
     scenes = [_predict_one(model, image[i], f) for i, f in enumerate(focals)]

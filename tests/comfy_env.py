@@ -1,11 +1,18 @@
-"""Test environment for the nodes: ComfyUI stand-ins on sys.path and a temporary ComfyUI base
-folder (models/sharp holding the tiny checkpoint, input/, output/, temp/).
+"""Test environment for the nodes: ComfyUI stand-ins on sys.path, the pack imported as a package
+the way ComfyUI imports it, and a temporary ComfyUI base folder (models/sharp holding the tiny
+checkpoint, input/, output/, temp/).
 
-Test modules import the fixtures they use from here (`from comfy_env import comfy_base`).
+The nodes import the engine relatively (`from ..sharp_core import ...`), so they only work inside
+the pack's package. ComfyUI names that package after the pack's folder; here it is `PACK` and its
+`sharp_core` is the very module the tests import, so objects built in a test (a `Gaussians`) are
+instances of the classes the nodes check against. `nodes` and `nodes.<module>` are aliases of the
+pack's node modules. Test modules import the fixtures they use from here
+(`from comfy_env import comfy_base`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +28,29 @@ import comfy.utils  # noqa: E402
 import folder_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+PACK = "sharp_splats_pack"
+
+
+def _import_pack() -> None:
+    """Import the repository root as package PACK (its __init__ registers the nodes) and alias
+    `nodes` / `nodes.*` to the pack's node modules."""
+    if PACK in sys.modules:
+        return
+    import sharp_core
+
+    for name in [m for m in sys.modules if m == "sharp_core" or m.startswith("sharp_core.")]:
+        sys.modules[f"{PACK}.{name}"] = sys.modules[name]
+    spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    pack = importlib.util.module_from_spec(spec)
+    sys.modules[PACK] = pack
+    spec.loader.exec_module(pack)
+    pack.sharp_core = sharp_core
+    for name in [m for m in sys.modules if m == f"{PACK}.nodes" or m.startswith(f"{PACK}.nodes.")]:
+        sys.modules[name[len(PACK) + 1:]] = sys.modules[name]
+
+
+_import_pack()
 SHARED = ROOT.parent / "shared"
 TINY_DIR = SHARED / "fixtures" / "sharp-tiny"
 TINY_CKPT = TINY_DIR / "weights.safetensors"

@@ -187,3 +187,32 @@ def test_keyframe_trajectory_hits_keyframes():
     assert xs == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0], abs=1e-6)
     with pytest.raises(ValueError, match="Unknown move keys"):
         keyframe_trajectory(g, 64, 48, [{"spin": 1.0}])
+
+
+# -- view dicts (the viewer's "use this view" camera) --------------------------------------------
+def test_view_round_trip_and_retarget():
+    from sharp_core.camera import camera_from_view, look_at, view_from_camera
+
+    pose = look_at((0.3, -0.2, 0.1), (0.0, 0.0, 2.0))
+    view = {"world_to_camera": pose.tolist(), "fov_y_deg": 50.0, "width": 640, "height": 480}
+    cam = camera_from_view(view)
+    assert float(cam.intrinsics[0, 2]) == 320.0 and float(cam.intrinsics[1, 2]) == 240.0
+    back = view_from_camera(cam, 640, 480)
+    assert back["fov_y_deg"] == pytest.approx(50.0) and torch.allclose(torch.tensor(back["world_to_camera"]), pose)
+    wide = camera_from_view(view, 1280, 480)  # another aspect keeps the vertical field of view
+    assert torch.allclose(wide.intrinsics[1, 1], cam.intrinsics[1, 1]) and float(wide.intrinsics[0, 2]) == 640.0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fov_y_deg": 0.0}, "between 0 and 180"),
+    ({"fov_y_deg": float("nan")}, "NaN"),
+    ({"world_to_camera": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, "not a rigid"),
+    ({"world_to_camera": [1, 2, 3]}, "16 numbers"),
+    ({"width": None}, "malformed"),
+])
+def test_bad_views(change, message):
+    from sharp_core.camera import camera_from_view
+
+    view = dict({"world_to_camera": torch.eye(4).tolist(), "fov_y_deg": 50.0, "width": 64, "height": 48}, **change)
+    with pytest.raises(ValueError, match=message):
+        camera_from_view(view)

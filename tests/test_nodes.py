@@ -12,8 +12,10 @@ from comfy_env import cancel_after, comfy_base, files_under, small_scene, use_ba
 
 import comfy.model_management as mm
 import sharp_core
+import nodes.predict as predict_node
+import nodes.render as render_node
 from nodes import NODE_CLASS_MAPPINGS
-from nodes.model_loader import SharpModel
+from nodes.model_loader import ManagedSharpModel
 from sharp_core.edit import decimate
 
 Loader = NODE_CLASS_MAPPINGS["SharpModelLoader"]
@@ -41,7 +43,7 @@ def tiny_run(tmp_path_factory):
 
 def test_loader_returns_a_managed_model(tiny_run):
     model = tiny_run["model"]
-    assert isinstance(model, SharpModel)
+    assert isinstance(model, ManagedSharpModel)
     assert model.dtype == torch.float32  # auto on CPU
     assert model.patcher.load_device == mm.get_torch_device()
     assert model.patcher.offload_device == mm.unet_offload_device()
@@ -72,7 +74,7 @@ def test_predict_outputs(tiny_run):
 
 def test_predict_pixels_and_wired_focal(tiny_run, monkeypatch):
     seen = []
-    monkeypatch.setattr(sharp_core, "predict", lambda net, image, **kw: seen.append(kw) or small_scene(size=(W, H)))
+    monkeypatch.setattr(predict_node, "predict", lambda net, image, **kw: seen.append(kw) or small_scene(size=(W, H)))
     image = torch.rand(1, H, W, 3)
     Predict().predict(tiny_run["model"], image, 55.0, "pixels")
     Predict().predict(tiny_run["model"], image, 55.0, "pixels", focal_length_mm=24.0)
@@ -86,7 +88,7 @@ def test_predict_batch_one_image_per_pass_with_progress(tiny_run, monkeypatch):
         shapes.append(tuple(image.shape))
         return small_scene(seed=len(shapes), size=(W, H))
 
-    monkeypatch.setattr(sharp_core, "predict", fake_predict)
+    monkeypatch.setattr(predict_node, "predict", fake_predict)
     progress = cancel_after(10**9)  # records progress without cancelling
     g, depth, _ = Predict().predict(tiny_run["model"], torch.rand(3, H, W, 4), 30.0, "mm (35 mm equivalent)")
     assert shapes == [(H, W, 3)] * 3  # RGBA handed over as RGB, one image per call
@@ -97,7 +99,7 @@ def test_predict_batch_one_image_per_pass_with_progress(tiny_run, monkeypatch):
 
 def test_cancel_during_predict_stops_between_images(tiny_run, monkeypatch, comfy_base):
     calls = []
-    monkeypatch.setattr(sharp_core, "predict", lambda net, image, **kw: calls.append(1) or small_scene(size=(W, H)))
+    monkeypatch.setattr(predict_node, "predict", lambda net, image, **kw: calls.append(1) or small_scene(size=(W, H)))
     cancel_after(1)
     with pytest.raises(mm.InterruptProcessingException):
         Predict().predict(tiny_run["model"], torch.rand(3, H, W, 3), 30.0, "mm (35 mm equivalent)")
@@ -170,10 +172,8 @@ def test_render_background_fills_uncovered_pixels(light_scene):
 
 def test_cancel_during_render_stops_mid_path(light_scene, monkeypatch, comfy_base):
     _needs_renderer()
-    import sharp_core
-
-    real_render, calls = sharp_core.render, []
-    monkeypatch.setattr(sharp_core, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
+    real_render, calls = render_node.render, []
+    monkeypatch.setattr(render_node, "render", lambda *a, **k: calls.append(1) or real_render(*a, **k))
     cancel_after(2)
     with pytest.raises(mm.InterruptProcessingException):
         render(light_scene, frames=30)

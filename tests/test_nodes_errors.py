@@ -10,6 +10,7 @@ import torch
 from comfy_env import TINY_NAME, comfy_base, files_under, small_scene  # noqa: F401
 
 import sharp_core
+import nodes.predict as predict_node
 from nodes import NODE_CLASS_MAPPINGS
 from nodes.model_loader import OFFICIAL_FILENAME
 
@@ -85,7 +86,7 @@ def never_predict(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("predict must not run for a bad input")
 
-    monkeypatch.setattr(sharp_core, "predict", fail)
+    monkeypatch.setattr(predict_node, "predict", fail)
 
 
 @pytest.mark.parametrize("shape, match", [
@@ -152,7 +153,7 @@ def test_load_image_bad_files(comfy_base):
 def test_a_failed_node_leaves_the_model_usable(model, monkeypatch):
     with pytest.raises(ValueError):
         Predict().predict(model, torch.rand(1, 1, 1, 3), 30.0, MM)
-    monkeypatch.setattr(sharp_core, "predict", lambda net, image, **kw: small_scene(size=(32, 32)))
+    monkeypatch.setattr(predict_node, "predict", lambda net, image, **kw: small_scene(size=(32, 32)))
     g, _, _ = Predict().predict(model, torch.rand(1, 32, 32, 3), 30.0, MM)
     assert g.num_gaussians == 400
 

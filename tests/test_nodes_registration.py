@@ -50,7 +50,7 @@ def test_entry_module_imports_cleanly(comfy_base, caplog):
         assert {k: pack.NODE_DISPLAY_NAME_MAPPINGS[k] for k in EXPECTED} == EXPECTED
         assert caught == [] and [r for r in caplog.records if r.levelno >= logging.WARNING] == []
         # the pack's nodes use the pack's own copy of the engine, not a top-level one
-        assert sys.modules[f"{name}.nodes._engine"].sharp_core.__name__ == f"{name}.sharp_core"
+        assert sys.modules[f"{name}.nodes.predict"].predict.__module__ == f"{name}.sharp_core.prediction"
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]

@@ -11,10 +11,10 @@ import torch
 from plyfile import PlyData, PlyElement
 from safetensors.torch import load_file
 
-import sharp_core.ply as ply
+import sharp_core.formats.ply as ply
 from sharp_core import atomic, color
 from sharp_core.gaussians import Gaussians
-from sharp_core.ply import load_ply, save_ply
+from sharp_core.formats.ply import load_ply, save_ply
 
 TINY = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "sharp-tiny"
 REFERENCE_PLY = TINY / "reference_subset.ply"
