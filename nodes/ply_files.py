@@ -10,7 +10,7 @@ import comfy.model_management as mm
 import folder_paths
 
 from ..sharp_core import load_ply, save_ply
-from .common import CATEGORY, GAUSSIANS, path_inside
+from .common import CATEGORY, GAUSSIANS, path_inside, save_target
 from .preview import DEFAULT_MAX_SPLATS, max_splats_input, preview_ui
 
 log = logging.getLogger(__name__)
@@ -79,26 +79,15 @@ class SharpSaveGaussians:
     def save(self, gaussians, filename_prefix: str = "sharp/scene", preview_max_splats: int = DEFAULT_MAX_SPLATS):
         if preview_max_splats < 0:
             raise ValueError(f"preview_max_splats is {preview_max_splats}; use 0 (preview every splat) or a positive count.")
-        output_dir = folder_paths.get_output_directory()
-        width, height = gaussians.image_size[0]
-        try:
-            folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-                filename_prefix, output_dir, width, height
-            )
-        except Exception as exc:  # ComfyUI raises a bare Exception for prefixes that leave the folder
-            raise ValueError(
-                f"Cannot save with filename_prefix '{filename_prefix}': it must stay inside ComfyUI's output "
-                "folder (no '..', no absolute path), e.g. 'sharp/scene'."
-            ) from exc
+        target = save_target(filename_prefix, *gaussians.image_size[0])
+        gaussians.check_finite("save these scenes")  # every scene, before the first file is written
         paths, entries = [], []
         for scene in gaussians.scenes():
             mm.throw_exception_if_processing_interrupted()
-            filename = f"{name}_{counter:05}_.ply"
-            full = os.path.join(folder, filename)
+            filename, full = target.next_file(".ply")
             save_ply(scene, full)  # temp name + rename: never a half-written file
             paths.append(full)
-            entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
-            counter += 1
+            entries.append({"filename": filename, "subfolder": target.subfolder, "type": "output"})
         text = "\n".join(paths)
         ui = {"ply": entries, "text": [text]}
         try:
