@@ -15,6 +15,7 @@ from nodes.preview import DEFAULT_MAX_SPLATS
 from sharp_core.preview_file import read_preview
 
 Save = NODE_CLASS_MAPPINGS["SharpSaveGaussians"]
+LoadPly = NODE_CLASS_MAPPINGS["SharpLoadGaussians"]
 
 
 def test_save_input_declares_the_preview_budget():
@@ -85,3 +86,22 @@ def test_save_refuses_a_negative_preview_budget_before_writing(comfy_base):
     with pytest.raises(ValueError, match="preview_max_splats"):
         Save().save(small_scene(n=20), "sharp/neg", preview_max_splats=-1)
     assert files_under(comfy_base / "output") == []
+
+
+def test_save_offers_every_writable_format_and_reads_it_back(comfy_base):
+    import sharp_core
+
+    spec = Save.INPUT_TYPES()["optional"]["format"]
+    labels = spec[0]
+    assert spec[1]["default"] == labels[0] == "SHARP PLY"
+    assert set(labels) == {f.label for f in sharp_core.FORMATS.values() if f.write is not None}
+    scene = small_scene(n=300)
+    for i, label in enumerate(labels):
+        out = Save().save(scene, f"sharp/fmt{i}", format=label, max_splats=120, preview_max_splats=0)
+        path = out["result"][0]
+        fmt = next(f for f in sharp_core.FORMATS.values() if f.label == label)
+        assert path.endswith(fmt.extensions[0])
+        back = LoadPly().load("", path)[0]
+        assert back.num_gaussians == 120  # decimated to the most visible splats before writing
+    with pytest.raises(ValueError, match="Unknown format 'webp'"):
+        Save().save(scene, "sharp/bad", format="webp")
