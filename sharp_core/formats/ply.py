@@ -351,7 +351,9 @@ def _metadata(path: Path, arrays: dict) -> tuple[float, tuple[int, int], int]:
 
 
 def _sniff_ply(head: bytes, path: Path) -> bool:
-    return head.startswith(b"ply\n") or head.startswith(b"ply\r\n")
+    """A PLY that is not PlayCanvas's compressed layout (whose header declares `element chunk`)."""
+    is_ply = head.startswith(b"ply\n") or head.startswith(b"ply\r\n")
+    return is_ply and b"\nelement chunk " not in head.split(b"end_header", 1)[0]
 
 
 FORMATS = (

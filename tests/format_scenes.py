@@ -1,0 +1,45 @@
+"""Small Gaussian scenes for the file-format tests: SHARP-like (an image grid unprojected to two depth
+layers) with the edge values every format must survive (opacity 0 and 1, zero scale)."""
+
+from __future__ import annotations
+
+import torch
+
+from sharp_core.gaussians import Gaussians
+
+
+def sharp_like_scene(width: int = 48, height: int = 32, layers: int = 2, seed: int = 0,
+                     edge_values: bool = True) -> Gaussians:
+    """width * height * layers splats in the OpenCV camera frame (metres, z forward), reference order."""
+    g = torch.Generator().manual_seed(seed)
+    focal = 0.9 * width
+    v, u = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    means, scales = [], []
+    for layer in range(layers):
+        depth = 2.0 + layer + 0.8 * torch.sin(u / 7.0) * torch.cos(v / 5.0) + 0.05 * torch.randn(height, width, generator=g)
+        x = (u - width / 2) / focal * depth
+        y = (v - height / 2) / focal * depth
+        means.append(torch.stack([x, y, depth], dim=-1).reshape(-1, 3))
+        pixel = (depth / focal).reshape(-1, 1)
+        scales.append(pixel * torch.exp(0.4 * torch.randn(height * width, 3, generator=g)))
+    means, scales = torch.cat(means), torch.cat(scales)
+    n = len(means)
+    quats = torch.randn(n, 4, generator=g)
+    quats = quats / quats.norm(dim=-1, keepdim=True)
+    colors = torch.rand(n, 3, generator=g) ** 2.2
+    opacities = torch.rand(n, generator=g)
+    if edge_values:
+        opacities[:4] = torch.tensor([0.0, 1.0, 0.0, 1.0])
+        scales[4] = 0.0
+        colors[5] = torch.tensor([0.0, 1.0, 0.5])
+    return Gaussians(
+        means=means, scales=scales, quats=quats, colors=colors, opacities=opacities,
+        focal_px=[focal], image_size=[(width, height)],
+    )
+
+
+def quat_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) largest component difference between unit quaternions a and b, up to sign (q ~ -q)."""
+    same = (a - b).abs().amax(dim=-1)
+    flipped = (a + b).abs().amax(dim=-1)
+    return torch.minimum(same, flipped)
