@@ -6,9 +6,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
-__all__ = ["atomic_target", "atomic_write"]
+__all__ = ["atomic_target", "atomic_targets", "atomic_write"]
 
 
 def _default_mode() -> int:
@@ -40,3 +40,12 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """`atomic_target` for writers that want an open binary file."""
     with atomic_target(path) as tmp, open(tmp, "wb") as f:
         yield f
+
+
+@contextlib.contextmanager
+def atomic_targets(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """`atomic_target` for a set of files written together (an OBJ with its .mtl and texture): one
+    temporary path each; on success they are renamed last to first, so the first file (the one a
+    reader opens) appears only once the files it names are complete; on any error none is renamed."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_target(p)) for p in paths]  # exits (renames) in reverse
