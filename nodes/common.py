@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -47,3 +48,50 @@ def path_inside(path: str, folders: list[str]) -> bool:
         except ValueError:  # different drives on Windows
             continue
     return False
+
+
+MAX_NAME_BYTES = 200  # file-name length left for "<name>_00001_.<ext>" under the usual 255-byte limit
+
+
+@dataclass
+class SaveTarget:
+    """Where a saving node writes: `folder` (absolute), file stem `name`, first free `counter` and
+    the `subfolder` relative to ComfyUI's output folder (for `ui` entries)."""
+
+    folder: str
+    name: str
+    counter: int
+    subfolder: str
+
+    def next_file(self, extension: str) -> tuple[str, str]:
+        """(file name, full path) of the next counter, e.g. ("scene_00001_.ply", ...); counts up."""
+        filename = f"{self.name}_{self.counter:05}_{extension}"
+        self.counter += 1
+        return filename, os.path.join(self.folder, filename)
+
+
+def save_target(filename_prefix: str, width: int = 0, height: int = 0) -> SaveTarget:
+    """ComfyUI's counter naming for `filename_prefix` inside the output folder, with the mistakes
+    ComfyUI lets through refused: an empty or hidden name, control characters, over-long names,
+    and (ComfyUI's own check) anything that leaves the output folder."""
+    import folder_paths  # ComfyUI's module
+
+    prefix = (filename_prefix or "").strip()
+    name = os.path.basename(os.path.normpath(prefix)) if prefix else ""
+    if not name or name in (".", "..") or name.startswith("."):
+        raise ValueError(f"filename_prefix '{filename_prefix}' gives no file name (an empty or hidden name); "
+                         "use something like 'sharp/scene'.")
+    if any(ord(c) < 32 for c in prefix):
+        raise ValueError("filename_prefix contains control characters (a NUL or newline?); use plain text.")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"filename_prefix's file name is {len(name.encode('utf-8'))} bytes long; keep it under "
+                         f"{MAX_NAME_BYTES}.")
+    try:
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+            prefix, folder_paths.get_output_directory(), width, height)
+    except Exception as exc:  # ComfyUI raises a bare Exception for prefixes that leave the folder
+        raise ValueError(
+            f"Cannot save with filename_prefix '{filename_prefix}': it must stay inside ComfyUI's output "
+            "folder (no '..', no absolute path), e.g. 'sharp/scene'."
+        ) from exc
+    return SaveTarget(folder=folder, name=name, counter=counter, subfolder=subfolder)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from ..sharp_core import focal_mm_from_exif
+from ..sharp_core import focal_mm_from_exif, pil_to_rgb
 from .common import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,7 @@ def input_images() -> list[str]:
 
 def frame_to_tensors(frame: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One PIL frame -> (H, W, 3) float RGB in [0, 1] and its (H, W) mask (1 - alpha), or None."""
-    if frame.mode == "I":  # 16-bit greyscale PNGs: scale to 8-bit range first
-        frame = frame.point(lambda v: v * (1 / 255))
-    rgb = torch.from_numpy(np.asarray(frame.convert("RGB"), dtype=np.float32) / 255.0)
+    rgb = torch.from_numpy(pil_to_rgb(frame))
     alpha = None
     if "A" in frame.getbands():
         alpha = frame.getchannel("A")

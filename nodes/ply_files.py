@@ -1,4 +1,5 @@
-"""Save Gaussians (PLY) and Load Gaussians (PLY): files in ComfyUI's output and input folders."""
+"""Save Gaussians and Load Gaussians: splat files (every format of `sharp_core.FORMATS`) in ComfyUI's
+output and input folders."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import os
 import comfy.model_management as mm
 import folder_paths
 
-from ..sharp_core import load_ply, save_ply
-from .common import CATEGORY, GAUSSIANS, path_inside
+from ..sharp_core import FORMATS, decimate, load_gaussians, save_gaussians
+from .common import CATEGORY, GAUSSIANS, path_inside, save_target
 from .preview import DEFAULT_MAX_SPLATS, max_splats_input, preview_ui
 
 log = logging.getLogger(__name__)
@@ -20,13 +21,29 @@ def allowed_folders() -> list[str]:
     return [folder_paths.get_input_directory(), folder_paths.get_output_directory(), folder_paths.get_temp_directory()]
 
 
+DEFAULT_FORMAT = "sharp-ply"
+
+
+def save_formats() -> dict[str, object]:
+    """Writable formats by the label the node shows, SHARP PLY first."""
+    writable = [f for f in FORMATS.values() if f.write is not None]
+    writable.sort(key=lambda f: f.name != DEFAULT_FORMAT)
+    return {f.label: f for f in writable}
+
+
+def splat_extensions() -> tuple[str, ...]:
+    """File endings of every readable splat format (".ply", ".spz", ...)."""
+    return tuple(sorted({e for f in FORMATS.values() if f.read is not None for e in f.extensions}))
+
+
 def input_ply_files() -> list[str]:
-    """PLY files anywhere under input/ (relative paths, '/' separators), for the combo."""
+    """Splat files anywhere under input/ (relative paths, '/' separators), for the combo."""
     root = folder_paths.get_input_directory()
+    endings = splat_extensions()
     found = []
     for folder, _dirs, files in os.walk(root):
         found += [os.path.relpath(os.path.join(folder, f), root).replace(os.sep, "/") for f in files
-                  if f.lower().endswith(".ply")]
+                  if f.lower().endswith(endings)]
     return sorted(found)
 
 
@@ -35,29 +52,29 @@ def resolve_ply(ply: str, path: str) -> str:
     ' [output]' / ' [temp]' suffix), else the `ply` choice; it must stay inside input/output/temp."""
     chosen = path.strip() if path and path.strip() else ply
     if not chosen:
-        raise ValueError("No PLY chosen: upload one to ComfyUI's input folder or type a path.")
+        raise ValueError("No splat file chosen: upload one to ComfyUI's input folder or type a path.")
     full = chosen if os.path.isabs(chosen) else folder_paths.get_annotated_filepath(chosen)
     if not path_inside(full, allowed_folders()):
         raise ValueError(
             f"'{chosen}' is outside ComfyUI's input, output and temp folders; only files inside them can be "
-            "loaded. Copy the PLY into the input folder."
+            "loaded. Copy the file into the input folder."
         )
     if not os.path.isfile(full):
-        raise FileNotFoundError(f"PLY file not found: {full}")
+        raise FileNotFoundError(f"Splat file not found: {full}")
     return full
 
 
 class SharpSaveGaussians:
     DESCRIPTION = (
-        "Writes each scene as a PLY in SHARP's layout (3DGS viewers, ComfyUI's 3D File to Gaussian Splat "
-        "and other packs' PLY viewers read it) into ComfyUI's output folder, and shows the first scene "
-        "in the node's 3D preview."
+        "Writes each scene as a splat file into ComfyUI's output folder: SHARP's PLY (every 3DGS viewer reads "
+        "it) or a compact format for web viewers and headsets (SPZ, .splat, compressed PLY, SOG, GLB), "
+        "optionally decimated to the most visible splats; shows the first scene in the node's 3D preview."
     )
     CATEGORY = CATEGORY
     FUNCTION = "save"
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("ply_path",)
+    RETURN_NAMES = ("ply_path",)  # the name from when every file was a PLY: saved workflows keep it
     OUTPUT_TOOLTIPS = ("Full path of the saved file (one per line when several scenes were saved).",)
 
     @classmethod
@@ -68,39 +85,48 @@ class SharpSaveGaussians:
                 "filename_prefix": ("STRING", {
                     "default": "sharp/scene",
                     "tooltip": "Relative to the output folder; may contain subfolders and %date:yyyy-MM-dd% style "
-                               "formats. Files are named <prefix>_00001_.ply, counting up.",
+                               "formats. Files are named <prefix>_00001_.<ext>, counting up.",
                 }),
             },
             "optional": {
+                "format": (list(save_formats()), {
+                    "default": next(iter(save_formats())),
+                    "tooltip": "SHARP PLY keeps everything (camera, full precision). The others are smaller for web "
+                               "viewers and headsets: SPZ (Niantic, ~10x smaller), .splat (antimatter15 viewers), "
+                               "compressed PLY and SOG (PlayCanvas / SuperSplat), GLB (glTF KHR_gaussian_splatting).",
+                }),
+                "max_splats": ("INT", {
+                    "default": 0, "min": 0, "max": 16_777_216, "step": 1000,
+                    "tooltip": "Keep at most this many splats in the file, the most visible from the source camera; "
+                               "0 = all. ~300k suits a Quest or a web page.",
+                }),
                 "preview_max_splats": max_splats_input(),
             },
         }
 
-    def save(self, gaussians, filename_prefix: str = "sharp/scene", preview_max_splats: int = DEFAULT_MAX_SPLATS):
+    def save(self, gaussians, filename_prefix: str = "sharp/scene", format: str | None = None, max_splats: int = 0,
+             preview_max_splats: int = DEFAULT_MAX_SPLATS):
+        formats = save_formats()
+        chosen = formats.get(format or next(iter(formats)))
+        if chosen is None:
+            raise ValueError(f"Unknown format '{format}': choose one of {', '.join(formats)}.")
+        if max_splats < 0:
+            raise ValueError(f"max_splats is {max_splats}; use 0 (keep every splat) or a positive count.")
         if preview_max_splats < 0:
             raise ValueError(f"preview_max_splats is {preview_max_splats}; use 0 (preview every splat) or a positive count.")
-        output_dir = folder_paths.get_output_directory()
-        width, height = gaussians.image_size[0]
-        try:
-            folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-                filename_prefix, output_dir, width, height
-            )
-        except Exception as exc:  # ComfyUI raises a bare Exception for prefixes that leave the folder
-            raise ValueError(
-                f"Cannot save with filename_prefix '{filename_prefix}': it must stay inside ComfyUI's output "
-                "folder (no '..', no absolute path), e.g. 'sharp/scene'."
-            ) from exc
+        target = save_target(filename_prefix, *gaussians.image_size[0])
+        gaussians.check_finite("save these scenes")  # every scene, before the first file is written
         paths, entries = [], []
         for scene in gaussians.scenes():
             mm.throw_exception_if_processing_interrupted()
-            filename = f"{name}_{counter:05}_.ply"
-            full = os.path.join(folder, filename)
-            save_ply(scene, full)  # temp name + rename: never a half-written file
+            if max_splats:
+                scene = decimate(scene, max_splats)
+            filename, full = target.next_file(chosen.extensions[0])
+            save_gaussians(scene, full, format=chosen.name)  # atomic: never a half-written file
             paths.append(full)
-            entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
-            counter += 1
+            entries.append({"filename": filename, "subfolder": target.subfolder, "type": "output"})
         text = "\n".join(paths)
-        ui = {"ply": entries, "text": [text]}
+        ui = {"ply": entries, "text": [text]}  # "ply": the key from the PLY-only days, kept for saved UIs
         try:
             ui.update(preview_ui(gaussians, preview_max_splats))
         except (ValueError, OSError) as exc:  # the PLY files are written; a missing preview must not undo that
@@ -109,7 +135,8 @@ class SharpSaveGaussians:
 
 
 class SharpLoadGaussians:
-    DESCRIPTION = "Loads a 3D Gaussian splat PLY (SHARP's or any 3DGS PLY) from ComfyUI's input, output or temp folder."
+    DESCRIPTION = ("Loads a 3D Gaussian splat file from ComfyUI's input, output or temp folder: SHARP's or any 3DGS "
+                   "PLY, SPZ, .splat, .ksplat, compressed PLY, SOG or GLB (the format is recognised from the bytes).")
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = (GAUSSIANS,)
@@ -121,8 +148,8 @@ class SharpLoadGaussians:
         return {
             "required": {
                 "ply": (input_ply_files(), {
-                    "tooltip": "A .ply file in ComfyUI's input folder (subfolders included). The 'upload PLY' "
-                               "button, or dropping a .ply on the node, copies one there and selects it.",
+                    "tooltip": "A splat file in ComfyUI's input folder (subfolders included). The upload button, or "
+                               "dropping a file on the node, copies one there and selects it.",
                 }),
             },
             "optional": {
@@ -137,11 +164,11 @@ class SharpLoadGaussians:
     def load(self, ply: str = "", path: str = ""):
         full = resolve_ply(ply, path)
         try:
-            gaussians = load_ply(full)
-        except Exception as exc:
-            raise ValueError(f"Cannot read {full} as a Gaussian splat PLY: {exc}") from exc
+            gaussians = load_gaussians(full)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"Cannot read {os.path.basename(full)} as a Gaussian splat file: {exc}") from exc
         if gaussians.num_gaussians == 0:
-            raise ValueError(f"{full} holds no splats (0 vertices): pick a PLY with Gaussians in it.")
+            raise ValueError(f"{full} holds no splats: pick a file with Gaussians in it.")
         return (gaussians.to(mm.get_torch_device()),)
 
     @classmethod
@@ -164,6 +191,6 @@ class SharpLoadGaussians:
 
 NODE_CLASS_MAPPINGS = {"SharpSaveGaussians": SharpSaveGaussians, "SharpLoadGaussians": SharpLoadGaussians}
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "SharpSaveGaussians": "Save Gaussians (PLY)",
+    "SharpSaveGaussians": "Save Gaussians (PLY)",  # every format now; the title users know stays
     "SharpLoadGaussians": "Load Gaussians (PLY)",
 }

@@ -23,16 +23,29 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     replaces `path`, on any error it is removed. Permissions are those a plain `open()` would give
     (mkstemp's are owner-only)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and tmp in str(exc):
+            raise _naming(exc, path) from None
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same kind of OSError, naming the file the user asked for instead of our temporary one."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and not path.parent.is_dir():
+        reason = f"{reason} (a part of {path.parent} is a file, not a folder)"
+    return type(exc)(exc.errno, f"Cannot write {path}: {reason}")
 
 
 @contextlib.contextmanager

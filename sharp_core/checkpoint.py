@@ -4,6 +4,8 @@ straight from the file: no 700 M-parameter random initialisation, no unpickling 
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -25,32 +27,82 @@ METADATA_HEADS = "sharp.num_heads"
 _SHOW = 8  # tensor names listed in an error before "... and N more"
 
 
-def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors of a checkpoint (memory-mapped where the format allows) and its string metadata."""
-    path = Path(path)
+def sniff_checkpoint(path: Path) -> str:
+    """What the file's first bytes say it is: "safetensors", "torch-zip" (torch.save's default),
+    "torch-legacy" (an old non-zip torch.save pickle) or "unknown"."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) >= 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "torch-zip"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "torch-legacy"
+    return "unknown"
+
+
+def _check_checkpoint_file(path: Path) -> str:
+    """The file's kind (see `sniff_checkpoint`), or a ValueError saying what the path really is."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES)[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise ValueError(f"{path} is a folder, not a checkpoint file{hint}; give the path of the file itself.")
     if not path.is_file():
         raise FileNotFoundError(f"SHARP checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), probably an interrupted download; delete it and download "
+                         "the checkpoint again.")
+    kind = sniff_checkpoint(path)
     suffix = path.suffix.lower()
+    if kind == "unknown":
+        raise ValueError(f"{path} is neither a safetensors file nor a PyTorch checkpoint (it does not start like "
+                         "either); check that this is the SHARP checkpoint and that its download finished.")
+    if suffix in SAFETENSORS_SUFFIXES and kind != "safetensors":
+        raise ValueError(f"{path} is a PyTorch (torch.save) checkpoint named {suffix}; rename it to .pt (`python -m sharp_core "
+                         "convert` can then turn it into a real safetensors file).")
+    if suffix in PICKLE_SUFFIXES and kind == "safetensors":
+        raise ValueError(f"{path} is a safetensors file named {suffix}; rename it to .safetensors.")
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"{path}: unsupported checkpoint type {suffix!r}; use one of {', '.join(CHECKPOINT_SUFFIXES)}")
+    return kind
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors of a checkpoint (memory-mapped where the format allows) and its string metadata.
+
+    Never unpickles code: PyTorch files load with `weights_only=True`. Errors name the file and say
+    what it is instead (folder, empty, another format, truncated, a pickled model object).
+    """
+    path = Path(path)
+    kind = _check_checkpoint_file(path)
     try:
-        if suffix in SAFETENSORS_SUFFIXES:
+        if kind == "safetensors":
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as f:
                 return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-        if suffix in PICKLE_SUFFIXES:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        else:
-            raise ValueError(f"{path}: unsupported checkpoint type {suffix!r}; use one of {', '.join(CHECKPOINT_SUFFIXES)}")
-    except ValueError:
-        raise
-    except Exception as exc:  # truncated or not a checkpoint at all
-        raise ValueError(f"{path} is not a readable SHARP checkpoint (truncated or corrupt?): {exc}") from exc
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=kind == "torch-zip")
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise ValueError(f"{path} holds pickled Python objects (a whole model?) rather than a state dict of "
+                             "tensors; we never unpickle code. Save it with torch.save(model.state_dict(), path) "
+                             "or use the released sharp_2572gikvuh.pt.") from None
+        raise ValueError(f"{path} is a corrupt PyTorch checkpoint ({_first_line(exc)}).") from None
+    except Exception as exc:  # truncated zip, bad safetensors header, ...
+        raise ValueError(f"{path} is not a readable SHARP checkpoint (truncated or corrupt?): {_first_line(exc)}") from None
     for key in ("state_dict", "model"):  # common wrappers
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return obj, {}
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's first line without terminal colour codes (torch's messages carry ANSI escapes)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _listing(names: list[str]) -> str:
@@ -86,6 +138,14 @@ def check_state_dict(sd: dict[str, torch.Tensor], source: str, num_heads: int | 
     return cfg
 
 
+def check_finite_weights(sd: dict[str, torch.Tensor], source: str) -> None:
+    """ValueError naming the tensors that hold NaN or infinite values (a corrupt or diverged file)."""
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} tensors hold NaN or infinite values ({_listing(bad)}); the "
+                         "checkpoint is corrupt: download it again.")
+
+
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -107,6 +167,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu",
     if num_heads is None and METADATA_HEADS in metadata:
         num_heads = int(metadata[METADATA_HEADS])
     cfg = check_state_dict(sd, str(path), num_heads)
+    check_finite_weights(sd, str(path))
     with torch.device("meta"):
         model = SharpModel(cfg, with_training_parts=has_training_parts(sd))
     model.load_state_dict(sd, strict=True, assign=True)

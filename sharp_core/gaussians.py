@@ -117,6 +117,18 @@ class Gaussians:
             colors=self.colors[:, index], opacities=self.opacities[:, index],
         )
 
+    def check_finite(self, action: str = "use") -> None:
+        """ValueError naming the fields that hold NaN or infinity, before they are written or drawn.
+
+        `action` completes the message ("Cannot save a.ply: ..."). Zero opacities and scales are finite
+        and fine; the writers keep them finite in their files.
+        """
+        bad = [name for name in ("means", "scales", "quats", "colors", "opacities")
+               if not bool(torch.isfinite(getattr(self, name)).all())]
+        if bad:
+            raise ValueError(f"Cannot {action}: the scene's {', '.join(bad)} hold NaN or infinite values "
+                             "(a failed prediction or a corrupt file upstream).")
+
     def covariances(self) -> torch.Tensor:
         """(B, N, 3, 3) world-space covariance matrices R diag(s^2) R^T."""
         return covariances_from_quats_scales(self.quats, self.scales)

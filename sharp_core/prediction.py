@@ -17,6 +17,12 @@ __all__ = ["predict", "check_images", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "M
 DEFAULT_FOCAL_MM = 30.0  # 35 mm-equivalent, SHARP's default when EXIF has none
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 MIN_IMAGE_SIDE = 16  # pixels: SHARP upsamples to 1536, anything smaller carries no usable content
+# Pixel values a little outside [0, 1] (resampling overshoot of upstream nodes) are clamped; beyond
+# these the image is in another range (0-255, HDR, signed) and is refused.
+PIXEL_RANGE_TOLERANCE = (-0.5, 1.5)
+# Focal lengths as a multiple of the image diagonal: 35 mm-equivalent 0.004 mm .. 430 m, far beyond
+# any lens; outside this the network's disparity factor under- or overflows float32.
+FOCAL_DIAGONAL_RANGE = (1e-4, 1e4)
 
 
 def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
@@ -45,6 +51,20 @@ def check_images(image: torch.Tensor) -> torch.Tensor:
                          "(an empty mask or a 1 x 1 placeholder?)")
     if not image.is_floating_point():
         raise ValueError(f"image must be float in [0, 1], got {image.dtype}; divide 8-bit images by 255")
+    finite = torch.isfinite(image)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"the image holds {bad} NaN or infinite pixel value{'s' * (bad > 1)}; "
+                         "fix the node or file that produced it")
+    low, high = float(image.amin()), float(image.amax())
+    if high > PIXEL_RANGE_TOLERANCE[1]:
+        hint = "divide it by 255" if high <= 255.5 else "tone-map or normalise it"
+        raise ValueError(f"image values reach {high:g}, but SHARP expects floats in [0, 1] ({hint})")
+    if low < PIXEL_RANGE_TOLERANCE[0]:
+        raise ValueError(f"image values go down to {low:g}, but SHARP expects floats in [0, 1] "
+                         "(a [-1, 1] image? map it with (x + 1) / 2)")
+    if low < 0.0 or high > 1.0:
+        image = image.clamp(0.0, 1.0)
     if c == 4:
         return image[..., :3]
     if c == 1:
@@ -53,16 +73,24 @@ def check_images(image: torch.Tensor) -> torch.Tensor:
 
 
 def _focal_lengths(batch: int, width: int, height: int, focal_px, focal_mm) -> list[float]:
+    """Focal lengths in pixels, one per image; errors quote the value in the unit it was given."""
     if focal_px is not None and focal_mm is not None:
         raise ValueError("give focal_px or focal_mm, not both")
-    if focal_px is None:
-        mm = DEFAULT_FOCAL_MM if focal_mm is None else focal_mm
-        values = [focal_px_from_mm(m, width, height) for m in _per_image(mm, batch, "focal_mm")]
-    else:
-        values = _per_image(focal_px, batch, "focal_px")
-    for v in values:
+    name, unit, given = ("focal_px", "px", focal_px) if focal_px is not None else ("focal_mm", "mm", focal_mm)
+    given = _per_image(DEFAULT_FOCAL_MM if given is None else given, batch, name)
+    diagonal = math.hypot(width, height)
+    low, high = (r * diagonal for r in FOCAL_DIAGONAL_RANGE)
+    values = []
+    for v in given:
+        px = v if unit == "px" else focal_px_from_mm(v, width, height) if math.isfinite(v) else v
         if not math.isfinite(v) or v <= 0:
-            raise ValueError(f"focal length must be a positive number, got {v}")
+            raise ValueError(f"{name} is {v:g} {unit}; a focal length must be a positive number")
+        if not low <= px <= high:
+            span = (f"{low:.3g} to {high:.3g} px" if unit == "px"
+                    else f"{low / diagonal * FULL_FRAME_DIAGONAL_MM:.3g} to {high / diagonal * FULL_FRAME_DIAGONAL_MM:.3g} mm")
+            raise ValueError(f"{name} is {v:g} {unit}, outside what any lens gives for a {width} x {height} image "
+                             f"({span}); give the 35 mm-equivalent focal length in mm or the focal length in pixels")
+        values.append(px)
     return values
 
 
@@ -117,8 +145,18 @@ def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussi
     # pixel-to-NDC intrinsics at 1536 px; the map is diagonal, so covariances transform cheaply.
     unproject = torch.tensor([w / (2.0 * focal), h / (2.0 * focal), 1.0], device=model.device)
     quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, torch.diag(unproject))
+    _check_finite_output(ndc, model)
     return Gaussians(
         means=ndc.means * unproject, scales=scales, quats=quats,
         colors=ndc.colors, opacities=ndc.opacities,
         focal_px=[focal], image_size=[(w, h)], depth=depth,
     )
+
+
+def _check_finite_output(ndc, model: SharpModel) -> None:
+    """Refuse a prediction holding NaN or infinity (fp16 overflow, corrupt weights) before anyone
+    renders or saves it; one device sync per image."""
+    fields = (ndc.means, ndc.scales, ndc.quats, ndc.colors, ndc.opacities)
+    if not bool(torch.stack([torch.isfinite(t).all() for t in fields]).all()):
+        hint = " (float16 overflows in this network: use bf16 or fp32)" if model.dtype == torch.float16 else ""
+        raise RuntimeError(f"SHARP produced NaN or infinite Gaussians{hint}; the input and weights were finite.")

@@ -273,10 +273,24 @@ def test_rejects_truncated_and_nan_files(tmp_path):
     with pytest.raises(ValueError, match=r"ascii_cut\.ply"):
         load_ply(path)
 
-    g.means[0, 3, 1] = float("nan")
-    nan_path = save_ply(g, tmp_path / "nan.ply")
+    vertex = _generic_vertex(g)
+    vertex["y"][3] = np.nan
+    nan_path = tmp_path / "nan.ply"
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(nan_path))
     with pytest.raises(ValueError, match=r"nan\.ply.*\by\b.*NaN"):
         load_ply(nan_path)
+
+
+def test_writer_refuses_what_the_reader_would_refuse(tmp_path):
+    g = _random_gaussians(10)
+    g.means[0, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"save nan\.ply.*means.*NaN"):
+        save_ply(g, tmp_path / "nan.ply")
+    g = _random_gaussians(10)
+    g.scales[0, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"scales"):
+        save_ply(g, tmp_path / "inf.ply")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_infinite_scales_rejected_but_zero_scales_and_saturated_opacity_accepted(tmp_path):

@@ -15,6 +15,7 @@ from nodes.preview import DEFAULT_MAX_SPLATS
 from sharp_core.preview_file import read_preview
 
 Save = NODE_CLASS_MAPPINGS["SharpSaveGaussians"]
+LoadPly = NODE_CLASS_MAPPINGS["SharpLoadGaussians"]
 
 
 def test_save_input_declares_the_preview_budget():
@@ -51,18 +52,56 @@ def test_save_preview_zero_keeps_all_and_default_applies(comfy_base):
     assert len(files_under(comfy_base / "temp")) == 2
 
 
-def test_save_keeps_the_ply_when_the_preview_fails(comfy_base, caplog):
-    scene = small_scene(n=50)
-    scene.means[0, 7, 0] = float("nan")  # the PLY takes it, the preview refuses non-finite positions
+def test_save_keeps_the_ply_when_the_preview_fails(comfy_base, caplog, monkeypatch):
+    import nodes.preview as preview_node
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(preview_node, "write_preview", disk_full)
     with caplog.at_level(logging.WARNING):
-        out = Save().save(scene, "sharp/nan", preview_max_splats=0)
-    assert (comfy_base / "output" / "sharp" / "nan_00001_.ply").is_file()
-    assert "sharp_preview" not in out["ui"] and out["ui"]["ply"][0]["filename"] == "nan_00001_.ply"
-    assert any("3D preview" in r.getMessage() and "non-finite" in r.getMessage() for r in caplog.records)
+        out = Save().save(small_scene(n=50), "sharp/full", preview_max_splats=0)
+    assert (comfy_base / "output" / "sharp" / "full_00001_.ply").is_file()
+    assert "sharp_preview" not in out["ui"] and out["ui"]["ply"][0]["filename"] == "full_00001_.ply"
+    assert any("3D preview" in r.getMessage() and "No space" in r.getMessage() for r in caplog.records)
     assert files_under(comfy_base / "temp") == []
+
+
+def test_save_refuses_non_finite_scenes_before_writing(comfy_base):
+    scene = small_scene(b=2, n=50)
+    scene.means[1, 7, 0] = float("nan")  # the second scene: the first must not be written either
+    with pytest.raises(ValueError, match="means hold NaN"):
+        Save().save(scene, "sharp/nan", preview_max_splats=0)
+    assert files_under(comfy_base / "output") == []
+
+
+@pytest.mark.parametrize("prefix", ["", "   ", ".", "sharp/.hidden", "a\x00b"])
+def test_save_refuses_prefixes_without_a_visible_name(comfy_base, prefix):
+    with pytest.raises(ValueError, match="filename_prefix"):
+        Save().save(small_scene(n=20), prefix)
+    assert files_under(comfy_base / "output") == []
 
 
 def test_save_refuses_a_negative_preview_budget_before_writing(comfy_base):
     with pytest.raises(ValueError, match="preview_max_splats"):
         Save().save(small_scene(n=20), "sharp/neg", preview_max_splats=-1)
     assert files_under(comfy_base / "output") == []
+
+
+def test_save_offers_every_writable_format_and_reads_it_back(comfy_base):
+    import sharp_core
+
+    spec = Save.INPUT_TYPES()["optional"]["format"]
+    labels = spec[0]
+    assert spec[1]["default"] == labels[0] == "SHARP PLY"
+    assert set(labels) == {f.label for f in sharp_core.FORMATS.values() if f.write is not None}
+    scene = small_scene(n=300)
+    for i, label in enumerate(labels):
+        out = Save().save(scene, f"sharp/fmt{i}", format=label, max_splats=120, preview_max_splats=0)
+        path = out["result"][0]
+        fmt = next(f for f in sharp_core.FORMATS.values() if f.label == label)
+        assert path.endswith(fmt.extensions[0])
+        back = LoadPly().load("", path)[0]
+        assert back.num_gaussians == 120  # decimated to the most visible splats before writing
+    with pytest.raises(ValueError, match="Unknown format 'webp'"):
+        Save().save(scene, "sharp/bad", format="webp")

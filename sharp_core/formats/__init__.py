@@ -58,6 +58,7 @@ def save_gaussians(gaussians: Gaussians, path: str | os.PathLike, format: str | 
             f"save_gaussians writes one scene but got a batch of {gaussians.batch_size}; "
             "save each scene separately, e.g. save_gaussians(gaussians[i], path_i)."
         )
+    gaussians.check_finite(f"save {Path(path).name}")
     fmt.write(gaussians, Path(path), **options)
     return Path(path)
 

@@ -79,6 +79,7 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> Path:
             f"save_ply writes one scene but got a batch of {gaussians.batch_size}; "
             f"save each scene separately, e.g. save_ply(gaussians[i], path) for i in range(B)."
         )
+    gaussians.check_finite(f"save {path.name}")
     vertex = _vertex_array(gaussians)
     width, height = gaussians.image_size[0]
     focal = gaussians.focal_px[0]
@@ -209,6 +210,11 @@ def _read_header(f, path: Path) -> tuple[str | None, list[_Element], int]:
             raise ValueError(f"{path}: cannot parse PLY header line {number}: {line!r}.")
     if fmt_name is None:
         raise ValueError(f"{path}: PLY header has no 'format' line.")
+    for e in elements:
+        names = [name for name, _ in e.properties]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{path}: PLY element '{e.name}' declares the property {', '.join(twice)} twice.")
     return _FORMATS[fmt_name], elements, size
 
 
@@ -264,12 +270,16 @@ def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
     focal, image_size, color_space = _metadata(path, arrays)
     if color_space == 0:
         colors = srgb_to_linear(colors)
+    scales = log_scales.exp()
+    if not bool(torch.isfinite(scales).all()):
+        raise ValueError(f"{path}: PLY scale_0..2 hold log-scales up to {float(log_scales.max()):g}, which overflow "
+                         "(splats wider than the universe); the file is corrupt.")
     norm = quats.norm(dim=-1, keepdim=True)
     quats = quats / norm.clamp(min=1e-30)
     quats[:, 0] += (norm[:, 0] == 0).to(quats.dtype)  # an all-zero quaternion reads as identity
     return Gaussians(
         means=means.contiguous(),
-        scales=log_scales.exp(),
+        scales=scales,
         quats=quats,
         colors=colors,
         opacities=opacity.squeeze(-1).sigmoid(),
@@ -334,6 +344,9 @@ def _metadata(path: Path, arrays: dict) -> tuple[float, tuple[int, int], int]:
     else:
         raise ValueError(f"{path}: PLY 'intrinsic' has {len(intrinsic)} values, expected 9 (or legacy 4).")
     space = 0 if color_space is None or len(color_space) == 0 else int(color_space[0])
+    if not (math.isfinite(focal) and focal > 0 and all(math.isfinite(v) and 1 <= v < 2**31 for v in size)):
+        raise ValueError(f"{path}: PLY camera metadata is invalid (focal length {focal:g} px, image size "
+                         f"{size[0]:g} x {size[1]:g}); a focal length > 0 and a positive image size are needed.")
     return float(focal), (int(round(size[0])), int(round(size[1]))), space
 
 

@@ -1,5 +1,31 @@
 """SHARP assembled: monodepth -> Gaussian initializer -> feature decoder -> deltas -> NDC Gaussians.
 
+Data flow of one forward pass (S = 1536, shapes for one image, released widths):
+
+    image (1, 3, S, S) in [0, 1]
+      |  x 2 - 1
+      v
+    SlidingPyramidEncoder (pyramid.py)
+      |  3-level pyramid -> 35 overlapping 384 px windows -> patch ViT (hooks 5/11/17/23)
+      |  + quarter-res image -> image ViT; merged back into 5 maps, S/2 .. S/32
+      v
+    encodings [5 x (1, C_i, H_i, W_i)] -----------------------------------------+
+      |                                                                          |
+    MonodepthNetwork.disparity (decoders.py: multires decoder + head)            |
+      v                                                                          |
+    disparity (1, 2, S, S) -> depth = (f_px / W) / disparity                     |
+      |                                                                          |
+    initialize (gaussian_head.py): one Gaussian per 2 x 2 pixels and layer       |
+      |  -> base Gaussians (NDC) + feature input (RGB + 2 disparities, S/2)      |
+      v                                                                          v
+    GaussianFeatureNetwork.fuse (decoders.py) <------------------------------ encodings
+      |  -> texture / geometry features (S/2)
+      v
+    PredictionHead -> deltas -> compose -> NdcGaussians (1, 2 x 768 x 768, ...)
+      |
+      v  (prediction.py, outside the network)
+    unprojection with the source intrinsics -> Gaussians in metres (OpenCV camera frame)
+
 Attribute paths match the released checkpoint's tensor names exactly, so loading needs no renaming.
 """
 

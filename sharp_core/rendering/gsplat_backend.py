@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .torch_tiles import RasterOutput, SceneTensors
+from .base import RasterOutput, RasterSettings, SceneTensors
 
 __all__ = ["rasterize_gsplat", "gsplat_import_error"]
 
@@ -35,13 +35,12 @@ def rasterize_gsplat(
     world_to_camera: torch.Tensor,
     width: int,
     height: int,
-    *,
-    eps2d: float,
-    antialiased: bool,
-    near_plane: float,
-    far_plane: float,
+    settings: RasterSettings,
 ) -> RasterOutput:
-    """One view through gsplat.rasterization in "RGB+D" mode; the scene is on a CUDA device."""
+    """One view through gsplat.rasterization in "RGB+D" mode; the scene is on a CUDA device.
+
+    intrinsics (3, 3) pixels and world_to_camera (4, 4), float32 on that device.
+    """
     from gsplat.rendering import rasterization
 
     rgbd, alphas, _ = rasterization(
@@ -54,11 +53,11 @@ def rasterize_gsplat(
         Ks=intrinsics[None],
         width=width,
         height=height,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        eps2d=eps2d,
+        near_plane=settings.near_plane,
+        far_plane=settings.far_plane,
+        eps2d=settings.eps2d,
         render_mode="RGB+D",
-        rasterize_mode="antialiased" if antialiased else "classic",
+        rasterize_mode="antialiased" if settings.antialiased else "classic",
         packed=False,
         absgrad=False,
     )

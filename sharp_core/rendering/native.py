@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .base import ALPHA_MAX, ALPHA_MIN, TILE_SIZE, TRANSMITTANCE_MIN
+
 log = logging.getLogger(__name__)
 
 _SOURCE = r"""
@@ -193,9 +195,10 @@ def unavailable_reason() -> str:
 
 def composite_native(proj, bins, width: int, height: int, out_features: torch.Tensor,
                      out_transmittance: torch.Tensor) -> None:
-    """Composite one band of tiles into (H, W, 4) feature sums and (H, W) transmittance."""
-    from .torch_tiles import ALPHA_MAX, ALPHA_MIN, TILE_SIZE, TRANSMITTANCE_MIN
+    """Composite one band of tiles into (H, W, 4) feature sums and (H, W) transmittance.
 
+    proj: the band's screen splats (`torch_tiles.Projected`); bins: its `torch_tiles.TileBins`.
+    """
     lib = _load()
     if lib is None:
         raise RuntimeError(f"native compositor unavailable: {_failure}")

@@ -19,45 +19,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 
-from ..linalg import covariances_from_quats_scales
-
-TILE_SIZE = 16
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.999
-TRANSMITTANCE_MIN = 1e-4
-MAX_EXTEND_SIGMA = 3.33
-FOV_MARGIN = 0.3  # Jacobian clamp: 30 % of the half field of view beyond the image border
+from . import native
+from .base import (
+    ALPHA_MAX, ALPHA_MIN, FOV_MARGIN, MAX_EXTEND_SIGMA, TILE_SIZE, TRANSMITTANCE_MIN, RasterOutput, RasterSettings,
+    SceneTensors,
+)
 
 # Bytes of working memory per (tile, splat) pair (native path) and per (pixel, splat) candidate
 # (eager path, all temporaries alive at its peak); they turn the budget into band sizes.
 _BYTES_PER_PAIR = 64
 _BYTES_PER_ELEMENT = 120
 _BYTES_PER_SPLAT_PROJECTION = 400
-
-
-@dataclass
-class SceneTensors:
-    """One scene's splats as float32 (N, ...) tensors on its device; the world covariances are
-    computed once and shared by every camera that draws the scene.
-
-    means (N, 3) metres, quats (N, 4) (w, x, y, z), scales (N, 3) std-devs, opacities (N,),
-    colors (N, 3) linear RGB.
-    """
-
-    means: torch.Tensor
-    quats: torch.Tensor
-    scales: torch.Tensor
-    opacities: torch.Tensor
-    colors: torch.Tensor
-
-    @cached_property
-    def covariances(self) -> torch.Tensor:
-        """(N, 3, 3) world-space covariances R diag(s^2) R^T."""
-        return covariances_from_quats_scales(self.quats, self.scales)
 
 
 @dataclass
@@ -86,22 +61,19 @@ def project_gaussians(
     world_to_camera: torch.Tensor,
     width: int,
     height: int,
-    *,
-    eps2d: float,
-    antialiased: bool,
-    near_plane: float,
-    far_plane: float,
-    memory_budget_mb: float,
+    settings: RasterSettings,
 ) -> Projected:
-    """Project the scene's splats to screen splats for one camera; see `Projected`."""
+    """Project the scene's splats to screen splats for one camera; see `Projected`.
+
+    intrinsics (3, 3) pixels; world_to_camera (4, 4); both float32 on the scene's device.
+    """
     n = scene.means.shape[0]
-    chunk = max(1 << 14, int(memory_budget_mb * 2**20 / _BYTES_PER_SPLAT_PROJECTION))
+    chunk = max(1 << 14, int(settings.memory_budget_mb * 2**20 / _BYTES_PER_SPLAT_PROJECTION))
     cov = scene.covariances
     parts = [
         _project_chunk(
             scene.means[s : s + chunk], cov[s : s + chunk], scene.opacities[s : s + chunk],
-            scene.colors[s : s + chunk], intrinsics, world_to_camera, width, height,
-            eps2d, antialiased, near_plane, far_plane,
+            scene.colors[s : s + chunk], intrinsics, world_to_camera, width, height, settings,
         )
         for s in range(0, max(n, 1), chunk)  # one (empty) chunk for an empty scene
     ]
@@ -113,9 +85,10 @@ def project_gaussians(
 
 
 def _project_chunk(
-    means, covariances, opacities, colors, intrinsics, world_to_camera, width, height,
-    eps2d, antialiased, near_plane, far_plane,
+    means, covariances, opacities, colors, intrinsics, world_to_camera, width, height, settings: RasterSettings,
 ) -> Projected:
+    eps2d, antialiased = settings.eps2d, settings.antialiased
+    near_plane, far_plane = settings.near_plane, settings.far_plane
     rot = world_to_camera[:3, :3]
     p = means @ rot.T + world_to_camera[:3, 3]
     x, y, z = p.unbind(-1)
@@ -392,34 +365,20 @@ def _bands_from_row_counts(row_start, row_end, widths, n_rows, limit) -> list[tu
     return bands
 
 
-@dataclass
-class RasterOutput:
-    """Linear-light sums before background and sRGB: features (H, W, 4) = sum of weight x
-    (linear RGB, depth); transmittance (H, W) left after the last splat; timings in seconds."""
-
-    features: torch.Tensor
-    transmittance: torch.Tensor
-    timings: dict[str, float]
-    compositor: str
-
-
 def rasterize(
     scene: SceneTensors,
     intrinsics: torch.Tensor,
     world_to_camera: torch.Tensor,
     width: int,
     height: int,
-    *,
-    eps2d: float,
-    antialiased: bool,
-    near_plane: float,
-    far_plane: float,
-    memory_budget_mb: float,
-    compositor: str = "auto",
+    settings: RasterSettings,
 ) -> RasterOutput:
-    """Project, bin and composite one view; see the module docstring for the stages."""
-    from . import native  # local: keeps the compiler machinery off the import path
+    """Project, bin and composite one view; see the module docstring for the stages.
 
+    intrinsics (3, 3) pixels and world_to_camera (4, 4), float32 on the scene's device; returns
+    features (H, W, 4) and transmittance (H, W).
+    """
+    compositor, memory_budget_mb = settings.compositor, settings.memory_budget_mb
     timings = {"projection": 0.0, "binning": 0.0, "compositing": 0.0}
     device = scene.means.device
     use_native = compositor == "native" or (compositor == "auto" and device.type == "cpu" and native.available())
@@ -427,15 +386,9 @@ def rasterize(
         raise ValueError("compositor='native' runs on CPU tensors only; use 'eager' on other devices.")
     if compositor == "native" and not native.available():
         raise RuntimeError(f"compositor='native' is unavailable: {native.unavailable_reason()}")
-    if compositor not in ("auto", "native", "eager"):
-        raise ValueError(f"compositor must be 'auto', 'native' or 'eager', got {compositor!r}.")
 
     t0 = time.perf_counter()
-    proj = project_gaussians(
-        scene, intrinsics, world_to_camera, width, height,
-        eps2d=eps2d, antialiased=antialiased, near_plane=near_plane, far_plane=far_plane,
-        memory_budget_mb=memory_budget_mb,
-    )
+    proj = project_gaussians(scene, intrinsics, world_to_camera, width, height, settings)
     boxes = tile_boxes(proj, width, height)
     depth_order = torch.sort(proj.depths, stable=True).indices
     if use_native:
