@@ -14,14 +14,13 @@ import os
 
 import comfy.model_management as mm
 import comfy.utils
-import folder_paths
 import torch
 
 from ..sharp_core import (
     COLOR_MODES, DEFAULT_EDGE_THRESHOLD, DEPTH_SOURCES, MESH_FORMATS, check_images, save_mesh, scene_mesh,
     y_up_vertices,
 )
-from .common import CATEGORY, GAUSSIANS, float_input
+from .common import CATEGORY, GAUSSIANS, float_input, save_target
 
 MAX_DECIMATION = 64
 
@@ -159,28 +158,29 @@ class SharpToMesh:
                              "'vertex colors', or format glb / obj for a texture.")
         scenes = gaussians.scenes()
         images = self._images(image, len(scenes))
-        width, height = scenes[0].image_size[0]
-        try:
-            folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-                filename_prefix, folder_paths.get_output_directory(), width, height)
-        except Exception as exc:  # ComfyUI raises a bare Exception for prefixes that leave the folder
-            raise ValueError(
-                f"SHARP to Mesh cannot save with filename_prefix '{filename_prefix}': it must stay inside ComfyUI's "
-                "output folder (no '..', no absolute path), e.g. '3d/sharp_mesh'.") from exc
-        subfolder = subfolder.replace(os.sep, "/")
+        target = save_target(filename_prefix, *scenes[0].image_size[0])
+        subfolder = target.subfolder.replace(os.sep, "/")  # ComfyUI's /view and model_file use '/'
         device = mm.get_torch_device()
-        progress = comfy.utils.ProgressBar(len(scenes))
-        model_files, entries, meshes = [], [], []
-        for scene, photo in zip(scenes, images):
+        progress = comfy.utils.ProgressBar(2 * len(scenes))
+        meshes = []
+        for index, (scene, photo) in enumerate(zip(scenes, images)):  # every mesh before the first file
             mm.throw_exception_if_processing_interrupted()
             mesh = scene_mesh(scene.to(device), photo, depth_source=depth_source, edge_threshold=edge_threshold,
                               decimation=decimation).to("cpu")
-            filename = f"{name}_{counter:05}_.{format}"
-            save_mesh(mesh, os.path.join(folder, filename), color_mode=color_mode)
+            if mesh.num_faces == 0:
+                raise ValueError(
+                    f"SHARP to Mesh: scene {index + 1} has no triangles left (every one crosses a depth jump above "
+                    f"edge_threshold {edge_threshold:g}, or the depth is empty); raise edge_threshold, or set it to 0 "
+                    "to keep them all.")
+            meshes.append(mesh)
+            progress.update(1)
+        model_files, entries = [], []
+        for mesh in meshes:
+            mm.throw_exception_if_processing_interrupted()
+            filename, full = target.next_file(f".{format}")
+            save_mesh(mesh, full, color_mode=color_mode)  # atomic: the file (or OBJ set) appears complete
             model_files.append(f"{subfolder}/{filename}" if subfolder else filename)
             entries.append({"filename": filename, "subfolder": subfolder, "type": "output"})
-            meshes.append(mesh)
-            counter += 1
             progress.update(1)
         result = (model_files,)
         if CORE_MESH is not None:

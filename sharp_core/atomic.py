@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Iterator
 
 __all__ = ["atomic_target", "atomic_targets", "atomic_write"]
 
@@ -56,9 +56,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 @contextlib.contextmanager
-def atomic_targets(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
-    """`atomic_target` for a set of files written together (an OBJ with its .mtl and texture): one
-    temporary path each; on success they are renamed last to first, so the first file (the one a
-    reader opens) appears only once the files it names are complete; on any error none is renamed."""
+def atomic_targets(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
+    """`atomic_target` for a set of files written together (e.g. an index file and the files it
+    names): yields one temporary path per entry of `paths`; on success they replace their targets
+    in the order given (so put the file that names the others last), on any error all are removed
+    and no target is touched."""
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_target(p)) for p in paths]  # exits (renames) in reverse
+        temps = [stack.enter_context(atomic_target(p)) for p in reversed(list(paths))]  # exits run LIFO
+        yield temps[::-1]

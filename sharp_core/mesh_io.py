@@ -77,7 +77,8 @@ def save_mesh(mesh: TriangleMesh, path: str | os.PathLike, *, format: str | None
         raise ValueError("PLY meshes carry vertex colours only; use color_mode 'vertex colors', or save .glb or "
                          ".obj for a texture.")
     targets = mesh_files(path, format, color_mode)
-    with atomic_targets(targets) as temps:
+    with atomic_targets(targets[::-1]) as temps:  # the .obj, which names the others, appears last
+        temps = temps[::-1]
         if format == "glb":
             temps[0].write_bytes(glb_bytes(mesh, textured))
         elif format == "ply":

@@ -132,6 +132,19 @@ def test_an_obj_set_that_fails_leaves_nothing(mesh, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_obj_appears_only_after_the_files_it_names(mesh, tmp_path, monkeypatch):
+    import os
+
+    import sharp_core.atomic as atomic
+
+    order, real_replace = [], os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (order.append(os.path.basename(dst)),
+                                                                real_replace(src, dst)))
+    written = save_mesh(mesh, tmp_path / "t.obj", color_mode="texture")
+    assert [p.name for p in written] == ["t.obj", "t.mtl", "t.png"]
+    assert order == ["t.png", "t.mtl", "t.obj"]
+
+
 def test_a_failed_glb_keeps_the_old_file(mesh, tmp_path, monkeypatch):
     (path,) = save_mesh(mesh, tmp_path / "m.glb")
     before = path.read_bytes()

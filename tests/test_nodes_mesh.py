@@ -54,7 +54,7 @@ def test_glb_lands_in_output_3d_and_model_file_is_what_preview_3d_reads(comfy_ba
     out = run(smooth_scene(), image=photo)
     assert out["result"] == (["3d/sharp_mesh_00001_.glb"],)  # relative to output/, '/' separators
     assert out["ui"] == {"3d": [{"filename": "sharp_mesh_00001_.glb", "subfolder": "3d", "type": "output"}]}
-    assert files_under(comfy_base / "output") == ["3d/sharp_mesh_00001_.glb"] and progress == [1]
+    assert files_under(comfy_base / "output") == ["3d/sharp_mesh_00001_.glb"] and progress == [1, 2]  # meshed, saved
     mesh = load(comfy_base / "output" / "3d" / "sharp_mesh_00001_.glb")
     assert mesh.vertices.shape == (H * W, 3) and mesh.faces.shape == (2 * (H - 1) * (W - 1), 3)
     np.testing.assert_allclose(mesh.visual.vertex_attributes["color"], srgb_to_linear(photo[0]).reshape(-1, 3),
@@ -108,11 +108,24 @@ def test_bad_inputs_are_named_and_write_nothing(comfy_base):
     assert files_under(comfy_base / "output") == []
 
 
-def test_cancel_stops_between_scenes(comfy_base):
-    cancel_after(1)
+def test_cancel_while_meshing_writes_nothing_and_while_saving_keeps_whole_files(comfy_base):
+    cancel_after(1)  # steps 1-3 mesh the three scenes, 4-6 save them
+    with pytest.raises(mm.InterruptProcessingException):
+        run(smooth_scene(b=3))
+    assert files_under(comfy_base / "output") == []
+    mm.interrupt_current_processing(False)
+    cancel_after(4)
     with pytest.raises(mm.InterruptProcessingException):
         run(smooth_scene(b=3))
     assert files_under(comfy_base / "output") == ["3d/sharp_mesh_00001_.glb"]  # the first scene, complete
+
+
+def test_a_scene_without_triangles_stops_the_batch_before_any_file(comfy_base):
+    batch = smooth_scene(b=2)
+    batch.depth[1] = torch.where(torch.arange(W) % 2 == 0, 1.0, 5.0).expand(H, W)  # a jump between every column
+    with pytest.raises(ValueError, match="scene 2 has no triangles left"):
+        run(batch)
+    assert files_under(comfy_base / "output") == []
 
 
 def test_real_prediction_to_mesh(comfy_base):
