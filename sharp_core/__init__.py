@@ -16,6 +16,10 @@ from .edit import (
 from .exif import focal_mm_from_exif, load_image, pil_to_rgb
 from .formats import FORMATS, SplatFormat, format_for_path, load_gaussians, load_ply, save_gaussians, save_ply
 from .gaussians import Gaussians
+from .mesh import (
+    DEFAULT_EDGE_THRESHOLD, DEPTH_SOURCES, TriangleMesh, depth_to_mesh, project_points, scene_mesh, unproject_pixels,
+)
+from .mesh_io import COLOR_MODES, MESH_FORMATS, mesh_files, save_mesh, y_up_vertices
 from .network import SharpModel
 from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict
 from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
@@ -25,6 +29,8 @@ from .trajectory import TRAJECTORY_KINDS, camera_path, keyframe_trajectory, move
 from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
 __all__ = [
+    "COLOR_MODES", "DEFAULT_EDGE_THRESHOLD", "DEPTH_SOURCES", "MESH_FORMATS", "TriangleMesh", "depth_to_mesh",
+    "mesh_files", "project_points", "save_mesh", "scene_mesh", "unproject_pixels", "y_up_vertices",
     "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
     "FORMATS", "Gaussians", "HF_REPO", "MIN_IMAGE_SIDE", "OPENCV_TO_Y_UP", "PREVIEW_MAX_SPLATS", "RenderResult",
     "SharpModel", "SplatFormat", "TRAJECTORY_KINDS", "camera_from_view", "camera_path", "check_images", "crop",

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["atomic_target", "atomic_write"]
+__all__ = ["atomic_target", "atomic_targets", "atomic_write"]
 
 
 def _default_mode() -> int:
@@ -53,3 +53,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """`atomic_target` for writers that want an open binary file."""
     with atomic_target(path) as tmp, open(tmp, "wb") as f:
         yield f
+
+
+@contextlib.contextmanager
+def atomic_targets(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
+    """`atomic_target` for a set of files written together (e.g. an index file and the files it
+    names): yields one temporary path per entry of `paths`; on success they replace their targets
+    in the order given (so put the file that names the others last), on any error all are removed
+    and no target is touched."""
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(atomic_target(p)) for p in reversed(list(paths))]  # exits run LIFO
+        yield temps[::-1]

@@ -27,6 +27,7 @@ EXPECTED = {
     "SharpLoadGaussians": "Load Gaussians (PLY)",
     "SharpEditGaussians": "Edit Gaussians",
     "SharpPreviewGaussians": "Preview Gaussians (SHARP)",
+    "SharpToMesh": "SHARP to Mesh",
 }
 
 

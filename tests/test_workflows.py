@@ -63,13 +63,19 @@ CORE_NODES: dict[str, dict] = {
                              ("codec", "COMBO", {"options": ["auto", "h264"]})],
                   "outputs": []},
     "MaskToImage": {"inputs": [("mask", "MASK", {})], "outputs": ["IMAGE"]},
+    # comfy_extras/nodes_load_3d.py; the front end adds the 3D canvas as a widget named "image"
+    # (Comfy.Preview3D's beforeRegisterNodeDef: required.image = ["PREVIEW_3D"]) that saves "".
+    "Preview3D": {"inputs": [("model_file", "STRING", {}), ("image", "PREVIEW_3D", {}),
+                             ("camera_info", "LOAD3D_CAMERA", {"optional": True})],
+                  "outputs": []},
 }
 FRONTEND_ONLY = {"Note", "MarkdownNote"}  # front-end nodes that never reach the server
 # Combos of our nodes that list the user's own files (empty on a fresh install): a saved value need
 # not be in today's list. ComfyUI skips its list check for an input the node's VALIDATE_INPUTS takes,
 # which the node must therefore do (checked in `our_inputs`).
 USER_FILE_COMBOS = {("SharpLoadGaussians", "ply")}
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+FRONTEND_WIDGETS = {"PREVIEW_3D": ""}  # widgets the front end adds to core nodes -> the value it saves
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", *FRONTEND_WIDGETS}
 SEED_CONTROL = {"fixed", "increment", "decrement", "randomize"}
 
 
@@ -129,6 +135,8 @@ def check_value(where: str, kind: str, options: dict, value) -> None:
         assert isinstance(value, str) and value, f"{where}: {value!r} is not a file name"
     elif kind == "SEED_CONTROL":
         assert value in SEED_CONTROL, f"{where}: {value!r} is not a seed control"
+    elif kind in FRONTEND_WIDGETS:
+        assert value == FRONTEND_WIDGETS[kind], f"{where}: the front end saves {FRONTEND_WIDGETS[kind]!r}, got {value!r}"
     elif kind == "UPLOAD":
         assert value == "image", f"{where}: the upload button saves 'image', got {value!r}"
     if kind in ("INT", "FLOAT"):
@@ -247,3 +255,16 @@ def test_ply_edit_workflow_previews_the_edited_scene():
     prefix = next(n for n in workflow_1["nodes"] if n["type"] == "SharpSaveGaussians")["widgets_values"][0]
     assert by_type["SharpLoadGaussians"]["widgets_values"][1] == f"{prefix}_00001_.ply [output]"
     assert saved["widgets_values"][0] != prefix, "the edited PLY gets its own name, apart from workflow 1's"
+
+
+def test_photo_to_mesh_previews_the_saved_glb():
+    wf = load(ROOT / "workflows" / "sharp_7_photo_to_mesh.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    sources = {(link[3], link[4]): nodes[link[1]]["type"] for link in wf["links"]}
+    by_type = {n["type"]: n for n in wf["nodes"]}
+    mesh, preview = by_type["SharpToMesh"], by_type["Preview3D"]
+    assert sources[(mesh["id"], 0)] == "SharpPredict" and sources[(mesh["id"], 1)] == "LoadImage"
+    model_file = [i for i, s in enumerate(preview["inputs"]) if s["name"] == "model_file"][0]
+    assert sources[(preview["id"], model_file)] == "SharpToMesh"
+    values = dict(zip([w[0] for w in expected_widgets(our_inputs("SharpToMesh"))], mesh["widgets_values"]))
+    assert values["format"] == "glb" and values["filename_prefix"].startswith("3d/")  # where ComfyUI's 3D nodes look
