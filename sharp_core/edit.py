@@ -231,6 +231,9 @@ def stack_scenes(scenes: Sequence[Gaussians]) -> Gaussians:
         raise ValueError(f"Cannot batch scenes with different splat counts {sorted(counts)}.")
     if len(scenes) == 1:
         return scenes[0]
+    degrees = {s.sh_degree for s in scenes}
+    if len(degrees) != 1:
+        raise ValueError(f"Cannot batch scenes with different spherical-harmonic degrees {sorted(degrees)}.")
     depths = [s.depth for s in scenes]
     keep_depth = all(d is not None for d in depths) and len({tuple(d.shape[1:]) for d in depths}) == 1
     return Gaussians(
@@ -242,6 +245,7 @@ def stack_scenes(scenes: Sequence[Gaussians]) -> Gaussians:
         focal_px=[f for s in scenes for f in s.focal_px],
         image_size=[wh for s in scenes for wh in s.image_size],
         depth=torch.cat(depths) if keep_depth else None,
+        sh_rest=None if scenes[0].sh_rest is None else torch.cat([s.sh_rest for s in scenes]),
     )
 
 

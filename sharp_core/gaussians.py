@@ -8,7 +8,10 @@ import torch
 
 from .linalg import covariances_from_quats_scales
 
-__all__ = ["Gaussians"]
+__all__ = ["Gaussians", "SH_REST_COUNTS"]
+
+# Coefficients per colour channel beyond the DC term, by SH degree 0..3: (d + 1)^2 - 1.
+SH_REST_COUNTS = (0, 3, 8, 15)
 
 
 @dataclass
@@ -28,6 +31,11 @@ class Gaussians:
         image_size: one (width, height) in pixels per scene (of the source image).
         depth: optional (B, H, W) metric depth map of the source view (first layer), for a depth
             output downstream; None when the scene did not come from `predict`.
+        sh_rest: optional (B, N, K, 3) spherical-harmonic coefficients beyond degree 0 (K = 3, 8 or
+            15 for degrees 1, 2, 3), in 3DGS files' convention: real SH of the display (sRGB) colour,
+            bands in order, RGB last; the DC term is `colors`. SHARP predicts none (None); they come
+            from trained 3DGS files and are carried to the formats that store them. Our renderers
+            draw the DC colour only.
     """
 
     means: torch.Tensor
@@ -38,6 +46,7 @@ class Gaussians:
     focal_px: list[float]
     image_size: list[tuple[int, int]]
     depth: torch.Tensor | None = field(default=None, repr=False)
+    sh_rest: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.means.dim() == 2:  # accept a single scene given as (N, ...)
@@ -45,6 +54,8 @@ class Gaussians:
                 t.unsqueeze(0) for t in (self.means, self.scales, self.quats, self.colors)
             )
             self.opacities = self.opacities.reshape(1, -1)
+            if self.sh_rest is not None and self.sh_rest.dim() == 3:
+                self.sh_rest = self.sh_rest.unsqueeze(0)
         b, n = self.means.shape[:2]
         expected = {
             "means": (b, n, 3), "scales": (b, n, 3), "quats": (b, n, 4),
@@ -54,6 +65,13 @@ class Gaussians:
             got = tuple(getattr(self, name).shape)
             if got != shape:
                 raise ValueError(f"Gaussians.{name} has shape {got}, expected {shape}.")
+        if self.sh_rest is not None:
+            got = tuple(self.sh_rest.shape)
+            if len(got) != 4 or got[:2] != (b, n) or got[3] != 3 or got[2] not in SH_REST_COUNTS:
+                raise ValueError(f"Gaussians.sh_rest has shape {got}, expected ({b}, {n}, K, 3) with K in "
+                                 f"{SH_REST_COUNTS} (SH degrees 1-3), or None.")
+            if got[2] == 0:
+                self.sh_rest = None
         self.focal_px = [float(f) for f in _as_list(self.focal_px, b, "focal_px")]
         self.image_size = [
             (int(w), int(h)) for w, h in _as_list(self.image_size, b, "image_size", pair=True)
@@ -79,6 +97,11 @@ class Gaussians:
     def __len__(self) -> int:
         return self.batch_size
 
+    @property
+    def sh_degree(self) -> int:
+        """Highest spherical-harmonic degree carried: 0 (colour only) to 3."""
+        return 0 if self.sh_rest is None else SH_REST_COUNTS.index(self.sh_rest.shape[2])
+
     # -- conversions ---------------------------------------------------------------------------
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
         """Move (and optionally cast floating fields) without touching the metadata."""
@@ -95,6 +118,7 @@ class Gaussians:
             colors=self.colors[sl], opacities=self.opacities[sl],
             focal_px=[self.focal_px[index]], image_size=[self.image_size[index]],
             depth=None if self.depth is None else self.depth[sl],
+            sh_rest=None if self.sh_rest is None else self.sh_rest[sl],
         )
 
     def scenes(self) -> list[Gaussians]:
@@ -115,6 +139,7 @@ class Gaussians:
             self,
             means=self.means[:, index], scales=self.scales[:, index], quats=self.quats[:, index],
             colors=self.colors[:, index], opacities=self.opacities[:, index],
+            sh_rest=None if self.sh_rest is None else self.sh_rest[:, index],
         )
 
     def check_finite(self, action: str = "use") -> None:
@@ -123,8 +148,8 @@ class Gaussians:
         `action` completes the message ("Cannot save a.ply: ..."). Zero opacities and scales are finite
         and fine; the writers keep them finite in their files.
         """
-        bad = [name for name in ("means", "scales", "quats", "colors", "opacities")
-               if not bool(torch.isfinite(getattr(self, name)).all())]
+        bad = [name for name in ("means", "scales", "quats", "colors", "opacities", "sh_rest")
+               if getattr(self, name) is not None and not bool(torch.isfinite(getattr(self, name)).all())]
         if bad:
             raise ValueError(f"Cannot {action}: the scene's {', '.join(bad)} hold NaN or infinite values "
                              "(a failed prediction or a corrupt file upstream).")
@@ -139,6 +164,7 @@ class Gaussians:
             means=fn(self.means), scales=fn(self.scales), quats=fn(self.quats),
             colors=fn(self.colors), opacities=fn(self.opacities),
             depth=None if self.depth is None else fn(self.depth),
+            sh_rest=None if self.sh_rest is None else fn(self.sh_rest),
         )
 
 
