@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..gaussians import Gaussians
-from . import compressed_ply, ply
+from . import compressed_ply, ply, ply_3dgs, splat, spz
 from .base import SplatFormat
 
 __all__ = ["SplatFormat", "FORMATS", "save_gaussians", "load_gaussians", "format_for_path", "save_ply", "load_ply"]
@@ -22,7 +22,11 @@ load_ply = ply.load_ply
 _SNIFF_BYTES = 4096
 
 
-FORMATS: dict[str, SplatFormat] = {f.name: f for module in (ply, compressed_ply) for f in module.FORMATS}
+# Order matters twice: for equal file endings the earlier format wins when saving (".ply" is SHARP's
+# PLY), and when several sniffers accept the bytes the one whose extension the name has wins, else the
+# earlier one (the header-less .splat sniffs by plausibility only, so it comes last).
+_MODULES = (ply, ply_3dgs, compressed_ply, spz, splat)
+FORMATS: dict[str, SplatFormat] = {f.name: f for module in _MODULES for f in module.FORMATS}
 
 
 def format_for_path(path: str | os.PathLike, writing: bool = True) -> SplatFormat:
@@ -76,7 +80,8 @@ def load_gaussians(path: str | os.PathLike, format: str | None = None) -> Gaussi
             with open(path, "rb") as f:
                 head = f.read(_SNIFF_BYTES)
         sniffed = [f for f in FORMATS.values() if f.read is not None and f.sniff is not None and f.sniff(head, path)]
-        fmt = sniffed[0] if sniffed else format_for_path(path, writing=False)
+        named = [f for f in sniffed if path.name.lower().endswith(f.extensions)]
+        fmt = (named or sniffed)[0] if sniffed else format_for_path(path, writing=False)
     if fmt.read is None:
         raise ValueError(f"{path}: {fmt.label} files can be written but not read.")
     return fmt.read(path)
