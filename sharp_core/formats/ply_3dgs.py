@@ -16,8 +16,9 @@ Conventions (the same as SHARP's PLY):
 - scale: natural log of the std-devs, floored at the smallest normal float32 (a zero scale stores
   -87.3, never -inf);
 - quaternion: rot_0..3 = w, x, y, z (unit).
-Quantisation: float32 only. Round trip bounds (asserted in tests/test_format_ply_3dgs.py): positions,
-quaternions and f_rest exact (float32 in, float32 out); scales relative 1e-6 (log / exp); opacity
+Quantisation: float32 only. Round trip bounds (asserted in tests/test_format_ply_3dgs.py): positions
+and f_rest exact (float32 in, float32 out); quaternions within 3e-7 (renormalised on reading); scales
+relative 1.2e-7 (1 + |ln s|) (float32 log / exp: 4e-7 for usual sizes, 1e-5 at the floor); opacity
 1e-6 (logit / sigmoid) inside [2^-24, 1 - 2^-24]; colour 1e-5 in linear RGB (sRGB encode / decode).
 
 Which name picks which: a file name ending ".ply" means SHARP's PLY when saving (`format="ply"`
