@@ -192,7 +192,8 @@ def _read_legacy(path: Path, data: bytes):
         raise ValueError(f"{path}: truncated SPZ file: the gzip stream ends inside the 16-byte header.")
     magic, version, n, degree, bits, _flags, _ = _LEGACY_HEADER.unpack(header)
     if magic == SPZ_MAGIC and version >= 4:
-        raise ValueError(f"{path}: SPZ version {version} inside a gzip stream; versions 4 and later are not gzip files.")
+        raise ValueError(f"{path}: unsupported SPZ version {version} in a gzip stream (gzip files are versions 1 to 3; "
+                         "version 4 files start with 'NGSP').")
     _check_header(path, magic, version, degree, range(1, 4))
     sizes = _stream_sizes(version, n, degree)
     needed = sum(sizes)
