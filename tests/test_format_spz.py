@@ -73,6 +73,9 @@ def test_round_trip_within_quantisation_bounds(tmp_path):
     # opacity 0 and 1 stored as 1 and 254: no reader's logit becomes infinite
     alphas = np.frombuffer(raw, np.uint8, count=n, offset=16 + 9 * n)
     assert alphas[:4].tolist() == [1, 254, 1, 254]
+    renamed = tmp_path / "scene.bin"  # recognised from its bytes (gzip holding 'NGSP')
+    renamed.write_bytes(path.read_bytes())
+    assert load_gaussians(renamed).num_gaussians == n
 
 
 @pytest.mark.parametrize("k", [3, 8])
@@ -336,3 +339,15 @@ def test_gzip_bomb_inflates_only_what_the_header_promises(tmp_path):
         tracemalloc.stop()
     assert back.num_gaussians == 256
     assert peak < 16 << 20, f"{peak:,} bytes allocated"
+
+
+def test_far_splats_use_fewer_fractional_bits_and_too_far_is_refused(tmp_path):
+    scene = sharp_like_scene(width=8, height=8, layers=1, edge_values=False)
+    scene.means[0, 0] = torch.tensor([3000.0, -10.0, 5.0])  # beyond 2048 m: 11 fractional bits
+    path = save_spz(scene, tmp_path / "far.spz")
+    assert gzip.decompress(path.read_bytes())[13] == 11
+    assert_spz_bounds(scene, load_spz(path), "far", fractional_bits=11)
+    scene.means[0, 0, 2] = 1e7  # beyond 24-bit integers of metres
+    with pytest.raises(ValueError, match="beyond SPZ's 24-bit positions"):
+        save_spz(scene, tmp_path / "too_far.spz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["far.spz"]
