@@ -60,16 +60,16 @@ def save_splat(gaussians: Gaussians, path: str | os.PathLike) -> Path:
     weight = scales.astype(np.float64).prod(axis=1) * opacity
     order = np.argsort(-weight, kind="stable")
 
-    records = np.empty(g.num_gaussians, dtype=SPLAT_RECORD)
-    records["position"] = g.means[0].numpy()[order]
-    records["scale"] = scales[order]
-    srgb = linear_to_srgb(g.colors[0]).numpy()[order]
-    records["rgba"][:, :3] = _u8(srgb * 255.0, 0, 255)
-    records["rgba"][:, 3] = _u8(opacity[order] * 255.0, 1, 254)
-    q = g.quats[0].numpy()[order].astype(np.float64)
+    n = g.num_gaussians
+    rgba = np.empty((n, 4), dtype=np.uint8)
+    rgba[:, :3] = _u8(linear_to_srgb(g.colors[0]).numpy() * 255.0, 0, 255)
+    rgba[:, 3] = _u8(opacity * 255.0, 1, 254)
+    q = g.quats[0].numpy().astype(np.float64)
     q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
     q *= np.where(q[:, :1] < 0, -1.0, 1.0)
-    records["rotation"] = _u8(q * 128.0 + 128.0, 0, 255)
+    columns = (g.means[0].numpy().astype("<f4"), scales.astype("<f4"), rgba, _u8(q * 128.0 + 128.0, 0, 255))
+    rows = np.concatenate([c.view(np.uint8).reshape(n, c.shape[1] * c.itemsize) for c in columns], axis=1)  # (N, 32)
+    records = rows[order]
     with atomic_write(path) as f:
         f.write(records.tobytes())
     return path
