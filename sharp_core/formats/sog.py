@@ -237,7 +237,11 @@ class _Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.archive: zipfile.ZipFile | None = None
-        if zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"
+        if zipped and not zipfile.is_zipfile(path):
+            raise ValueError(f"{path}: truncated or corrupt .sog zip archive (its central directory is missing).")
+        if zipped or zipfile.is_zipfile(path):
             try:
                 self.archive = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError) as error:
