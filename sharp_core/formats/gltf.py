@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..color import linear_to_srgb, srgb_to_linear
-from ..edit import OPENCV_TO_Y_UP, transform
+from ..edit import OPENCV_TO_Y_UP, half_turn
 from ..gaussians import Gaussians
 from ..glb import GltfBuilder, accessor_array, read_glb, write_glb
 from . import ply
@@ -54,26 +54,7 @@ SH_C0 = 0.28209479177387814
 _PREFIX = EXTENSION + ":"
 _POINTS = 0
 _COEFS_PER_DEGREE = (1, 3, 5, 7)
-# Which of x, y, z each SH function beyond DC is odd in (3DGS order: degree 1: y, z, x; degree 2:
-# xy, yz, 2z^2-x^2-y^2, xz, x^2-y^2; degree 3: y(3x^2-y^2), xyz, y(4z^2-..), z(2z^2-..), x(4z^2-..),
-# z(x^2-y^2), x(x^2-3y^2)); flipping axes multiplies each coefficient by the product of the flips.
-_SH_ODD_AXES = np.array([
-    (0, 1, 0), (0, 0, 1), (1, 0, 0),
-    (1, 1, 0), (0, 1, 1), (0, 0, 0), (1, 0, 1), (0, 0, 0),
-    (0, 1, 0), (1, 1, 1), (0, 1, 0), (0, 0, 1), (1, 0, 0), (0, 0, 1), (1, 0, 0),
-])
 _SPLAT_TRANSFORM_FRAME = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))
-
-
-def _turn(g: Gaussians, axes_flip: torch.Tensor) -> Gaussians:
-    """The scene turned by a diagonal rotation (two axes flipped), SH coefficients included."""
-    turned = transform(g, rotation=axes_flip)
-    if turned.sh_rest is not None:
-        signs = torch.diagonal(axes_flip).numpy()
-        k = turned.sh_rest.shape[2]
-        factor = np.prod(np.where(_SH_ODD_AXES[:k] == 1, signs[None, :], 1.0), axis=1)
-        turned.sh_rest = turned.sh_rest * torch.from_numpy(factor.astype(np.float32))[None, None, :, None]
-    return turned
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -85,7 +66,7 @@ def save_glb(gaussians: Gaussians, path: str | os.PathLike) -> Path:
     path = Path(path)
     if gaussians.batch_size != 1:
         raise ValueError(f"save_glb writes one scene but got a batch of {gaussians.batch_size}.")
-    g = _turn(gaussians.to(device="cpu", dtype=torch.float32), OPENCV_TO_Y_UP)
+    g = half_turn(gaussians.to(device="cpu", dtype=torch.float32), OPENCV_TO_Y_UP)
     srgb = linear_to_srgb(g.colors[0]).numpy()
     opacity = g.opacities[0].numpy().astype(np.float32)
     quats = g.quats[0].numpy()
@@ -183,7 +164,7 @@ def load_glb(path: str | os.PathLike) -> Gaussians:
     )
     generator = str((doc.get("asset") or {}).get("generator", ""))
     frame = _SPLAT_TRANSFORM_FRAME if generator.startswith("splat-transform") else OPENCV_TO_Y_UP
-    g = _turn(g, frame)  # both turns are their own inverse
+    g = half_turn(g, frame)  # both turns are their own inverse
     g.check_finite(f"load {path.name}")
     return g
 
