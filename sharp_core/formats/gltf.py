@@ -33,19 +33,18 @@ reports each `KHR_gaussian_splatting:*` attribute as MESH_PRIMITIVE_INVALID_ATTR
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import linear_to_srgb
 from ..edit import OPENCV_TO_Y_UP, half_turn
 from ..gaussians import Gaussians
 from ..glb import GltfBuilder, accessor_array, read_glb, write_glb
 from . import ply
-from .base import SplatFormat
+from .base import SplatFormat, camera_entry, camera_from_entry, scene_from_arrays
 
 __all__ = ["save_glb", "load_glb", "EXTENSION"]
 
@@ -103,7 +102,7 @@ def save_glb(gaussians: Gaussians, path: str | os.PathLike) -> Path:
                                        "sortingMethod": "cameraDistance", "projection": "perspective"}},
         }]}],
     })
-    builder.json["asset"]["extras"] = {"sharp": {"focal_px": g.focal_px[0], "image_size": list(g.image_size[0])}}
+    builder.json["asset"]["extras"] = {"sharp": camera_entry(g)}
     return write_glb(builder, path)
 
 
@@ -141,27 +140,11 @@ def load_glb(path: str | os.PathLike) -> Gaussians:
     fields = {key: np.concatenate([part[key] for part in parts]) for key in ("means", "quats", "scales", "srgb", "opacity")}
     rest_sizes = {None if part["sh_rest"] is None else part["sh_rest"].shape[1] for part in parts}
     sh_rest = np.concatenate([part["sh_rest"] for part in parts]) if len(rest_sizes) == 1 and None not in rest_sizes else None
-    extras = (doc.get("asset") or {}).get("extras") or {}
-    sharp = extras.get("sharp") if isinstance(extras, dict) and isinstance(extras.get("sharp"), dict) else {}
-    try:
-        focal = float(sharp.get("focal_px", ply.DEFAULT_FOCAL_PX))
-        w, h = sharp.get("image_size", ply.DEFAULT_IMAGE_SIZE)
-        image_size = (int(w), int(h))
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: asset.extras.sharp has a malformed focal_px / image_size.") from None
-    if not math.isfinite(focal) or focal <= 0 or min(image_size) <= 0:
-        raise ValueError(f"{path}: asset.extras.sharp gives an invalid focal length or image size.")
-    linear = parts[0]["linear"]
-    colors = torch.from_numpy(fields["srgb"].astype(np.float32))
-    g = Gaussians(
-        means=torch.from_numpy(fields["means"].astype(np.float32)),
-        scales=torch.from_numpy(fields["scales"].astype(np.float32)),
-        quats=torch.from_numpy(fields["quats"][:, [3, 0, 1, 2]].astype(np.float32)),
-        colors=colors if linear else srgb_to_linear(colors),
-        opacities=torch.from_numpy(fields["opacity"].astype(np.float32)),
-        focal_px=[focal], image_size=[image_size],
-        sh_rest=None if sh_rest is None else torch.from_numpy(sh_rest.astype(np.float32)),
-    )
+    extras = (doc.get("asset") or {}).get("extras")
+    focal, image_size = camera_from_entry(path, extras.get("sharp") if isinstance(extras, dict) else None,
+                                          "asset.extras.sharp", ply.DEFAULT_FOCAL_PX, ply.DEFAULT_IMAGE_SIZE)
+    g = scene_from_arrays(fields["means"], fields["scales"], fields["quats"][:, [3, 0, 1, 2]], fields["srgb"],
+                          fields["opacity"], focal, image_size, sh_rest, linear=parts[0]["linear"])
     generator = str((doc.get("asset") or {}).get("generator", ""))
     frame = _SPLAT_TRANSFORM_FRAME if generator.startswith("splat-transform") else OPENCV_TO_Y_UP
     g = half_turn(g, frame)  # both turns are their own inverse

@@ -62,10 +62,10 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_target, atomic_targets
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import linear_to_srgb
 from ..gaussians import Gaussians
 from . import ply
-from .base import SplatFormat
+from .base import SplatFormat, camera_entry, camera_from_entry, scene_from_arrays
 from .quantize import codebook_1d, from_smallest_three, morton_order, smallest_three
 
 __all__ = ["save_sog", "load_sog", "MAX_SPLATS", "SOG_VERSION"]
@@ -209,7 +209,7 @@ def save_sog(gaussians: Gaussians, path: str | os.PathLike, bundle: bool | None 
         images[f"{prefix}shN_labels.webp"] = _image([labels & 0xFF, labels >> 8], n, width, height)
         meta["shN"] = {"count": palette, "bands": _BANDS_OF[k_coeffs], "codebook": book.tolist(),
                        "files": [f"{prefix}shN_centroids.webp", f"{prefix}shN_labels.webp"]}
-    meta["sharp"] = {"focal_px": g.focal_px[0], "image_size": list(g.image_size[0])}
+    meta["sharp"] = camera_entry(g)
 
     with ThreadPoolExecutor(max_workers=min(len(images), os.cpu_count() or 1)) as pool:
         encoded = dict(zip(images, pool.map(lambda a: _webp(a, webp_quality, webp_method), images.values())))
@@ -388,27 +388,9 @@ def _decode(path: Path, source: _Source, meta) -> Gaussians:
     if shn is not None and n:
         sh_rest = _decode_sh(path, source, meta, shn, n)
 
-    sharp = meta.get("sharp") if isinstance(meta.get("sharp"), dict) else {}
-    try:
-        focal = float(sharp.get("focal_px", ply.DEFAULT_FOCAL_PX))
-        w, h = sharp.get("image_size", ply.DEFAULT_IMAGE_SIZE)
-        image_size = (int(w), int(h))
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: meta.json 'sharp' entry has a malformed focal_px / image_size.") from None
-    if not math.isfinite(focal) or focal <= 0 or min(image_size) <= 0:
-        raise ValueError(f"{path}: meta.json 'sharp' entry gives an invalid focal length or image size.")
-    fields = dict(
-        means=torch.from_numpy(means.astype(np.float32)),
-        scales=torch.from_numpy(scales.astype(np.float32)),
-        quats=torch.from_numpy(quats),
-        colors=srgb_to_linear(torch.from_numpy(srgb.astype(np.float32))),
-        opacities=torch.from_numpy(opacity.astype(np.float32)),
-        focal_px=[focal],
-        image_size=[image_size],
-    )
-    if sh_rest is not None:
-        fields["sh_rest"] = torch.from_numpy(sh_rest)
-    return Gaussians(**fields)
+    focal, image_size = camera_from_entry(path, meta.get("sharp"), "meta.json 'sharp' entry",
+                                          ply.DEFAULT_FOCAL_PX, ply.DEFAULT_IMAGE_SIZE)
+    return scene_from_arrays(means, scales, quats, srgb, opacity, focal, image_size, sh_rest)
 
 
 def _decode_sh(path: Path, source: _Source, meta: dict, shn, n: int) -> np.ndarray:
