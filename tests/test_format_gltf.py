@@ -179,3 +179,34 @@ def test_logit_opacities_are_refused(tmp_path):
     with pytest.raises(ValueError, match="opacities in \\[0, 1\\]") as error:
         load_gaussians(path)
     assert str(path) in str(error.value)
+
+
+def _sh_basis(d: torch.Tensor) -> torch.Tensor:
+    """(M, 15) real SH functions of degrees 1-3 (3DGS order and signs) at unit directions d (M, 3)."""
+    x, y, z = d.unbind(-1)
+    xx, yy, zz = x * x, y * y, z * z
+    c1, c2, c3 = 0.4886025119029199, 1.0925484305920792, 0.5900435899266435
+    return torch.stack([
+        -c1 * y, c1 * z, -c1 * x,
+        c2 * x * y, -c2 * y * z, 0.31539156525252005 * (2 * zz - xx - yy), -c2 * x * z, 0.5462742152960396 * (xx - yy),
+        -c3 * y * (3 * xx - yy), 2.890611442640554 * x * y * z, -0.4570457994644658 * y * (4 * zz - xx - yy),
+        0.3731763325901154 * z * (2 * zz - 3 * xx - 3 * yy), -0.4570457994644658 * x * (4 * zz - xx - yy),
+        1.445305721320277 * z * (xx - yy), -c3 * x * (xx - 3 * yy),
+    ], dim=-1)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_half_turn_carries_sh_colour_with_the_view_direction(axis):
+    """After a half turn R, each splat's SH colour seen along R d is what it was along d."""
+    from sharp_core import half_turn
+
+    scene = with_sh(sharp_like_scene(width=4, height=4, layers=1), 15)
+    rotation = torch.diag(torch.tensor([1.0 if i == axis else -1.0 for i in range(3)]))
+    turned = half_turn(scene, rotation)
+    d = torch.nn.functional.normalize(torch.randn(64, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
+    before = torch.einsum("mk,nkc->nmc", _sh_basis(d), scene.sh_rest[0])
+    after = torch.einsum("mk,nkc->nmc", _sh_basis(d @ rotation.T), turned.sh_rest[0])
+    torch.testing.assert_close(after, before)
+    torch.testing.assert_close(turned.means[0], scene.means[0] @ rotation.T)
+    with pytest.raises(ValueError, match="diagonal"):
+        half_turn(scene, torch.diag(torch.tensor([-1.0, 1.0, 1.0])))
