@@ -30,6 +30,7 @@ __all__ = [
     "rotation_from_euler_deg",
     "quat_multiply",
     "transform",
+    "half_turn",
     "recenter",
     "stack_scenes",
 ]
@@ -204,6 +205,31 @@ def transform(
         t = _vector(translation, g)
         means = means + (t if t.dim() == 1 else t.unsqueeze(1))
     return replace(g, means=means, quats=quats, scales=g.scales * scale)
+
+
+# Which of x, y, z each SH function beyond DC is odd in (3DGS order: degree 1: y, z, x; degree 2:
+# xy, yz, 2z^2-x^2-y^2, xz, x^2-y^2; degree 3: y(3x^2-y^2), xyz, y(4z^2-..), z(2z^2-..), x(4z^2-..),
+# z(x^2-y^2), x(x^2-3y^2)); flipping axes multiplies each coefficient by the product of the flips.
+_SH_ODD_AXES = torch.tensor([
+    (0, 1, 0), (0, 0, 1), (1, 0, 0),
+    (1, 1, 0), (0, 1, 1), (0, 0, 0), (1, 0, 1), (0, 0, 0),
+    (0, 1, 0), (1, 1, 1), (0, 1, 0), (0, 0, 1), (1, 0, 0), (0, 0, 1), (1, 0, 0),
+], dtype=torch.bool)
+
+
+def half_turn(g: Gaussians, rotation: torch.Tensor) -> Gaussians:
+    """`transform` by a half turn about x, y or z given as a diagonal (3, 3) rotation (two entries
+    -1, e.g. `OPENCV_TO_Y_UP`), with the SH bands beyond DC turned too (exactly: each coefficient
+    keeps or flips its sign). Frame changes between file conventions are such turns."""
+    signs = torch.diagonal(rotation)
+    if not torch.equal(rotation, torch.diag(signs)) or not bool((signs.abs() == 1).all()) or float(signs.prod()) != 1:
+        raise ValueError("half_turn takes a diagonal rotation with entries +-1 and two of them -1.")
+    turned = transform(g, rotation=rotation)
+    if turned.sh_rest is not None:
+        k = turned.sh_rest.shape[2]
+        factor = torch.where(_SH_ODD_AXES[:k], signs.to(torch.float32)[None, :], torch.ones(())).prod(dim=1)
+        turned = replace(turned, sh_rest=turned.sh_rest * factor.to(turned.sh_rest)[None, None, :, None])
+    return turned
 
 
 def recenter(g: Gaussians, mode: str = "median") -> Gaussians:
