@@ -25,6 +25,7 @@ from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px
 from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
 from .preview_file import read_preview, write_preview
 from .rendering import RenderResult, render, render_many
+from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .trajectory import TRAJECTORY_KINDS, camera_path, keyframe_trajectory, move_camera
 from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
@@ -38,5 +39,6 @@ __all__ = [
     "focal_px_from_mm", "format_for_path", "keyframe_trajectory", "load_gaussians", "load_image", "load_model",
     "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "read_preview", "recenter", "render", "render_many",
     "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
-    "transform", "view_from_camera", "write_preview",
+    "transform", "view_from_camera", "write_preview", "splat_tensors", "gaussians_from_splat_tensors",
+    "DEFAULT_FOCAL_PX", "DEFAULT_IMAGE_SIZE",
 ]
