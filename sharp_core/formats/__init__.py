@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..gaussians import Gaussians
-from . import compressed_ply, ply
+from . import compressed_ply, ksplat, ply
 from .base import SplatFormat
 
 __all__ = ["SplatFormat", "FORMATS", "save_gaussians", "load_gaussians", "format_for_path", "save_ply", "load_ply"]
@@ -22,7 +22,7 @@ load_ply = ply.load_ply
 _SNIFF_BYTES = 4096
 
 
-FORMATS: dict[str, SplatFormat] = {f.name: f for module in (ply, compressed_ply) for f in module.FORMATS}
+FORMATS: dict[str, SplatFormat] = {f.name: f for module in (ply, compressed_ply, ksplat) for f in module.FORMATS}
 
 
 def format_for_path(path: str | os.PathLike, writing: bool = True) -> SplatFormat:
