@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
 from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
+from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .edit import (
     OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter, rotation_from_euler_deg, stack_scenes, transform,
 )
@@ -25,7 +26,6 @@ from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px
 from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
 from .preview_file import read_preview, write_preview
 from .rendering import RenderResult, render, render_many
-from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .trajectory import TRAJECTORY_KINDS, camera_path, keyframe_trajectory, move_camera
 from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
