@@ -90,8 +90,9 @@ def load_ksplat(path: str | os.PathLike) -> Gaussians:
         raise ValueError(f"{path}: the .ksplat file holds no splats.")
     degree = max(p["sh"].shape[1] for p in parts)
     for p in parts:  # lower-degree sections: zero higher bands
-        p["sh"] = np.pad(p["sh"], ((0, 0), (0, degree - p["sh"].shape[1]), (0, 0)))
-    joined = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        if p["sh"].shape[1] < degree:
+            p["sh"] = np.pad(p["sh"], ((0, 0), (0, degree - p["sh"].shape[1]), (0, 0)))
+    joined = parts[0] if len(parts) == 1 else {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     t = {key: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).unsqueeze(0) for key, v in joined.items()}
     rotations = t["rotations"]
     norm = rotations.norm(dim=-1, keepdim=True)
@@ -134,7 +135,7 @@ def _read_section(path: Path, data: bytes, index: int, base: int, level: int, sh
         return None, end
     splats = np.frombuffer(data, dtype=record, count=count, offset=splats_at)
     if level == 0:
-        means = splats["center"].astype(np.float64)
+        means = splats["center"].astype(np.float32)
     else:
         if bucket_bytes != 12 or bucket_size == 0:
             raise ValueError(f"{path}: .ksplat section {index} has no usable buckets (bucket size {bucket_size}, "
@@ -145,21 +146,19 @@ def _read_section(path: Path, data: bytes, index: int, base: int, level: int, sh
         if bucket.size < count or (count and int(bucket.max()) >= bucket_count):
             raise ValueError(f"{path}: corrupt .ksplat section {index}: its buckets ({full_buckets} full of "
                              f"{bucket_size}, {partial_buckets} partial) do not place its {count} splats.")
-        step = (float(block_size) / 2.0) / scale_range
-        means = (splats["center"].astype(np.float64) - scale_range) * step + centres[bucket].astype(np.float64)
-    sh = splats["sh"].astype(np.float64)
+        step = (float(block_size) / 2.0) / scale_range  # float64: bucket centres may be far from the origin
+        means = ((splats["center"].astype(np.float64) - scale_range) * step + centres[bucket].astype(np.float64)).astype(np.float32)
+    sh = splats["sh"].astype(np.float32)
     if level == 2 and degree:
         lo, hi = sh_range
-        sh = sh / 255.0 * (hi - lo) + lo
-    rest = np.zeros((count, (0, 3, 8)[degree], 3))
-    for c in range(3):
-        if degree >= 1:
-            rest[:, 0:3, c] = sh[:, c * 3:c * 3 + 3]
-        if degree >= 2:
-            rest[:, 3:8, c] = sh[:, 9 + c * 5:9 + c * 5 + 5]
+        sh = sh * np.float32((hi - lo) / 255.0) + np.float32(lo)
+    # per band, channel-major in the file -> (coefficient, channel)
+    bands = [sh[:, start:stop].reshape(count, 3, width) for start, stop, width in ((0, 9, 3), (9, 24, 5))[:degree]]
+    rest = np.concatenate([b.transpose(0, 2, 1) for b in bands], axis=1) if degree else np.zeros((count, 0, 3), np.float32)
     values = {
-        "means": means, "scales": splats["scale"], "rotations": splats["rotation"],
-        "rgba": splats["rgba"] / 255.0, "sh": rest,
+        "means": means, "scales": splats["scale"].astype(np.float32),
+        "rotations": splats["rotation"].astype(np.float32),
+        "rgba": splats["rgba"].astype(np.float32) / np.float32(255), "sh": rest,
     }
     if not all(np.isfinite(v).all() for v in values.values()):
         raise ValueError(f"{path}: .ksplat section {index} holds NaN or infinite values.")
