@@ -147,7 +147,8 @@ def _read_section(path: Path, data: bytes, index: int, base: int, level: int, sh
             raise ValueError(f"{path}: corrupt .ksplat section {index}: its buckets ({full_buckets} full of "
                              f"{bucket_size}, {partial_buckets} partial) do not place its {count} splats.")
         step = (float(block_size) / 2.0) / scale_range  # float64: bucket centres may be far from the origin
-        means = ((splats["center"].astype(np.float64) - scale_range) * step + centres[bucket].astype(np.float64)).astype(np.float32)
+        offsets = (splats["center"].astype(np.float64) - scale_range) * step
+        means = (offsets + centres[bucket].astype(np.float64)).astype(np.float32)
     sh = splats["sh"].astype(np.float32)
     if level == 2 and degree:
         lo, hi = sh_range
