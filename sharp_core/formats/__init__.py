@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..edit import decimate
 from ..gaussians import Gaussians
-from . import compressed_ply, gltf, ply, ply_3dgs, sog, splat, spz
+from . import compressed_ply, gltf, ksplat, ply, ply_3dgs, sog, splat, spz
 from .base import SplatFormat
 
 __all__ = ["SplatFormat", "FORMATS", "save_gaussians", "load_gaussians", "format_for_path", "save_ply", "load_ply"]
@@ -29,19 +29,22 @@ _MAX_SIZE_TRIES = 6
 # Order matters twice: for equal file endings the earlier format wins when saving (".ply" is SHARP's
 # PLY), and when several sniffers accept the bytes the one whose extension the name has wins, else the
 # earlier one (the header-less .splat sniffs by plausibility only, so it comes last).
-_MODULES = (ply, ply_3dgs, compressed_ply, spz, sog, gltf, splat)
+_MODULES = (ply, ply_3dgs, compressed_ply, spz, sog, gltf, ksplat, splat)
 FORMATS: dict[str, SplatFormat] = {f.name: f for module in _MODULES for f in module.FORMATS}
 
 
 def format_for_path(path: str | os.PathLike, writing: bool = True) -> SplatFormat:
     """The format a file name asks for: the longest matching extension; ".ply" means SHARP's PLY."""
     name = Path(path).name.lower()
-    candidates = [
-        (len(ext), f) for f in FORMATS.values() for ext in f.extensions
-        if name.endswith(ext) and (f.write if writing else f.read) is not None
-    ]
+    matches = [(len(ext), f) for f in FORMATS.values() for ext in f.extensions if name.endswith(ext)]
+    candidates = [(n, f) for n, f in matches if (f.write if writing else f.read) is not None]
     if not candidates:
-        supported = ", ".join(sorted({e for f in FORMATS.values() for e in f.extensions}))
+        able = [f for f in FORMATS.values() if (f.write if writing else f.read) is not None]
+        supported = ", ".join(sorted({e for f in able for e in f.extensions}))
+        if matches:
+            label = max(matches, key=lambda c: c[0])[1].label
+            done = "read but not written" if writing else "written but not read"
+            raise ValueError(f"{path}: {label} files can be {done}; use one of {supported}.")
         raise ValueError(f"{path}: unknown splat file type; use one of {supported} (or pass format=).")
     return max(candidates, key=lambda c: c[0])[1]
 
