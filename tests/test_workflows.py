@@ -107,17 +107,26 @@ def node_signature(node_type: str) -> tuple[list[tuple[str, str, dict]], list[st
 
 def expected_widgets(inputs: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
     """The widget values the front end saves, in order, including the extra seed-control and
-    upload-button values it appends after some widgets."""
-    widgets = []
+    upload-button values it adds.
+
+    The front end's image-upload extension (Comfy.UploadImage) appends an `upload` input to the
+    node's *required* inputs, so its button (which saves "image") comes after every required
+    widget and before the optional ones, not beside the combo it fills. A seed's "control after
+    generate" value follows the seed. Checked by saving fresh nodes from front ends 1.27.10 and
+    1.58.1 (tests/test_comfyui_e2e.py checks it again on a real server): Load Image (focal length)
+    saves [image, fallback_focal_mm, "image"].
+    """
+    required, optional, upload = [], [], False
     for name, kind, options in inputs:
+        if options.get("image_upload") and not options.get("optional"):
+            upload = True
         if kind not in WIDGET_TYPES or options.get("forceInput"):
             continue
-        widgets.append((name, kind, options))
+        into = optional if options.get("optional") else required
+        into.append((name, kind, options))
         if options.get("control_after_generate"):
-            widgets.append((f"{name} control", "SEED_CONTROL", {}))
-        if options.get("image_upload"):
-            widgets.append(("upload", "UPLOAD", {}))
-    return widgets
+            into.append((f"{name} control", "SEED_CONTROL", {}))
+    return required + ([("upload", "UPLOAD", {})] if upload else []) + optional
 
 
 def check_value(where: str, kind: str, options: dict, value) -> None:
