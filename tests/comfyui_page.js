@@ -49,7 +49,7 @@
     setWidgets(changes) {
       const done = [];
       for (const [id, values] of Object.entries(changes)) {
-        const node = app.graph.getNodeById(Number(id));
+        const node = app.graph.getNodeById(id) ?? app.graph.getNodeById(Number(id));
         if (!node) throw new Error(`no node ${id}`);
         for (const [name, value] of Object.entries(values)) {
           const widget = node.widgets?.find((w) => w.name === name);
@@ -118,9 +118,27 @@
       });
     },
 
+    /** Canvases of core 3D nodes (Load 3D / Preview 3D): where they sit on the page. */
+    canvases3d() {
+      return nodes().filter((n) => /^(Preview3D|Load3D)/.test(n.type)).map((n) => {
+        const holder = (n.widgets ?? []).map((w) => w.element).find((el) => el?.querySelector?.("canvas"));
+        const canvas = holder?.querySelector("canvas");
+        const r = canvas?.getBoundingClientRect();
+        return { id: n.id, type: n.type, found: !!canvas,
+                 rect: r ? { x: r.x, y: r.y, w: r.width, h: r.height } : null };
+      });
+    },
+
+    /** Text of the error dialog and toasts, and the last execution error the server sent. */
+    errorReport() {
+      const err = events.find((e) => e.type === "execution_error")?.detail;
+      return { dialogs: this.dialogs(), exception_type: err?.exception_type ?? null,
+               exception_message: err?.exception_message ?? null, node_type: err?.node_type ?? null };
+    },
+
     /** Centre node `id` in the view so its widget is on screen. */
     focus(id) {
-      const node = app.graph.getNodeById(Number(id));
+      const node = app.graph.getNodeById(id) ?? app.graph.getNodeById(Number(id));
       const canvas = app.canvas;
       if (canvas?.centerOnNode) canvas.centerOnNode(node);
       else if (canvas?.ds) {

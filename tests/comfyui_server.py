@@ -55,7 +55,7 @@ def frontend_version(root: Path | None) -> str:
     if root is None:
         return "bundled"
     for meta in root.parent.parent.glob("comfyui_frontend_package-*.dist-info"):
-        return meta.name.split("-")[1].removesuffix(".dist-info")
+        return meta.name.removesuffix(".dist-info").split("-")[1]
     return root.parent.parent.name
 
 
@@ -107,7 +107,7 @@ class ComfyServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "server.log"
         command = [comfyui_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-                   "--base-directory", str(self.base), "--disable-auto-launch",
+                   "--base-directory", str(self.base), "--disable-auto-launch", "--disable-api-nodes",
                    "--database-url", "sqlite:///:memory:"]
         if frontend_root is not None:
             command += ["--front-end-root", str(frontend_root)]

@@ -277,3 +277,20 @@ def test_photo_to_mesh_previews_the_saved_glb():
     assert sources[(preview["id"], model_file)] == "SharpToMesh"
     values = dict(zip([w[0] for w in expected_widgets(our_inputs("SharpToMesh"))], mesh["widgets_values"]))
     assert values["format"] == "glb" and values["filename_prefix"].startswith("3d/")  # where ComfyUI's 3D nodes look
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_has_a_thumbnail(path):
+    """The template browser shows `<name>.jpg` beside `<name>.json` as the workflow's picture."""
+    from PIL import Image
+
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{path.name} has no thumbnail {thumbnail.name} beside it"
+    size = thumbnail.stat().st_size
+    assert 8_000 <= size <= 100_000, f"{thumbnail.name} is {size} bytes: keep it a small picture (about 30-60 KB)"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG", f"{thumbnail.name} is a {image.format}, not a JPEG"
+        width, height = image.size
+        assert 256 <= width <= 1024 and 192 <= height <= 1024, f"{thumbnail.name} is {width}x{height}"
+        colours = image.convert("RGB").resize((32, 32)).getcolors(1024)
+        assert colours is None or len(colours) > 16, f"{thumbnail.name} is (nearly) a flat colour"

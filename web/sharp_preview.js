@@ -37,6 +37,9 @@ function attachViewer(node) {
     // panel. Older front ends ignore this option.
     surfaces: { canvas: "shown", vueNode: "shown", panel: "never" },
   });
+  // 1.58 reads the widget's own flag, not options.serialize: without it workflows saved there carry
+  // an extra "" value for the viewer
+  if (widget) widget.serialize = false;
   const viewer = new SplatViewer(container);
   node.sharpViewer = viewer;
   const release = () => {
