@@ -146,6 +146,7 @@
         canvas.ds.offset[1] = -node.pos[1] - node.size[1] / 2 + canvas.canvas.height / 2;
       }
       canvas?.setDirty?.(true, true);
+      canvas?.draw?.(true, true); // DOM widgets follow the canvas on its next draw
     },
 
     async setSetting(id, value) {

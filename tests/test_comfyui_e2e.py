@@ -140,9 +140,18 @@ def session(request):
         assert not problems, "the server log reports:\n" + "\n---\n".join(problems)
 
 
+def settle(page) -> None:
+    """Let the graph canvas redraw (a hover does it), so DOM widgets sit where they are drawn."""
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 30, "y": page.browser.height - 30})
+    time.sleep(1.0)
+    page.evaluate("app.canvas?.draw?.(true, true)")
+    time.sleep(0.5)
+
+
 def check_viewer(session, viewer: dict, name: str) -> None:
     page = session["page"]
-    page.evaluate(f"window.sharpE2E.focus({viewer['id']})")
+    page.evaluate(f"window.sharpE2E.focus({json.dumps(viewer['id'])})")
+    settle(page)
     deadline = time.monotonic() + 180
     while True:  # the preview arrives, decodes and is sorted in a worker
         current = next(v for v in page.evaluate("window.sharpE2E.viewers()") if v["id"] == viewer["id"])
@@ -156,6 +165,9 @@ def check_viewer(session, viewer: dict, name: str) -> None:
     shots = artifacts_dir()
     (shots / f"{name}.png").write_bytes(before)
     spread, crop_before = region_stats(before, current["rect"])
+    from PIL import Image
+
+    Image.fromarray(crop_before.astype("uint8")).save(shots / f"{name}-viewer.png")  # what the viewer shows
     assert spread > 4.0, f"{name}: the viewer shows a blank canvas (pixel std {spread:.2f}) at {current['rect']}"
     rect = current["rect"]
     cx, cy = rect["x"] + rect["w"] / 2, rect["y"] + rect["h"] / 2
@@ -178,6 +190,7 @@ def check_3d_canvas(session, holder: dict, name: str) -> None:
     page = session["page"]
     assert holder["found"], f"{name}: the {holder['type']} node has no 3D canvas"
     page.evaluate(f"window.sharpE2E.focus({json.dumps(holder['id'])})")
+    settle(page)
     time.sleep(6.0)  # the node fetches and parses the file after execution
     current = next(h for h in page.evaluate("window.sharpE2E.canvases3d()") if h["id"] == holder["id"])
     shot = page.screenshot()
