@@ -107,17 +107,26 @@ def node_signature(node_type: str) -> tuple[list[tuple[str, str, dict]], list[st
 
 def expected_widgets(inputs: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
     """The widget values the front end saves, in order, including the extra seed-control and
-    upload-button values it appends after some widgets."""
-    widgets = []
+    upload-button values it adds.
+
+    The front end's image-upload extension (Comfy.UploadImage) appends an `upload` input to the
+    node's *required* inputs, so its button (which saves "image") comes after every required
+    widget and before the optional ones, not beside the combo it fills. A seed's "control after
+    generate" value follows the seed. Checked by saving fresh nodes from front ends 1.27.10 and
+    1.58.1 (tests/test_comfyui_e2e.py checks it again on a real server): Load Image (focal length)
+    saves [image, fallback_focal_mm, "image"].
+    """
+    required, optional, upload = [], [], False
     for name, kind, options in inputs:
+        if options.get("image_upload") and not options.get("optional"):
+            upload = True
         if kind not in WIDGET_TYPES or options.get("forceInput"):
             continue
-        widgets.append((name, kind, options))
+        into = optional if options.get("optional") else required
+        into.append((name, kind, options))
         if options.get("control_after_generate"):
-            widgets.append((f"{name} control", "SEED_CONTROL", {}))
-        if options.get("image_upload"):
-            widgets.append(("upload", "UPLOAD", {}))
-    return widgets
+            into.append((f"{name} control", "SEED_CONTROL", {}))
+    return required + ([("upload", "UPLOAD", {})] if upload else []) + optional
 
 
 def check_value(where: str, kind: str, options: dict, value) -> None:
@@ -286,3 +295,20 @@ def test_compact_formats_workflow_saves_one_prediction_in_each_compact_format():
     assert len({s["filename_prefix"] for s in saves}) == len(saves), "each file gets its own name"
     headset = [s for s in saves if s["max_splats"]]
     assert len(headset) == 1 and 200_000 <= headset[0]["max_splats"] <= 400_000
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_has_a_thumbnail(path):
+    """The template browser shows `<name>.jpg` beside `<name>.json` as the workflow's picture."""
+    from PIL import Image
+
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{path.name} has no thumbnail {thumbnail.name} beside it"
+    size = thumbnail.stat().st_size
+    assert 8_000 <= size <= 100_000, f"{thumbnail.name} is {size} bytes: keep it a small picture (about 30-60 KB)"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG", f"{thumbnail.name} is a {image.format}, not a JPEG"
+        width, height = image.size
+        assert 256 <= width <= 1024 and 192 <= height <= 1024, f"{thumbnail.name} is {width}x{height}"
+        colours = image.convert("RGB").resize((32, 32)).getcolors(1024)
+        assert colours is None or len(colours) > 16, f"{thumbnail.name} is (nearly) a flat colour"

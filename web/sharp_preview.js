@@ -32,7 +32,14 @@ function attachViewer(node) {
     serialize: false,
     hideOnZoom: false,
     getMinHeight: () => MIN_HEIGHT - 60,
+    // Front ends with "Nodes 2.0" (Vue nodes) place a DOM widget on several surfaces; one WebGL
+    // canvas can live in one place only, so show it on the node (either kind), never in the side
+    // panel. Older front ends ignore this option.
+    surfaces: { canvas: "shown", vueNode: "shown", panel: "never" },
   });
+  // 1.58 reads the widget's own flag, not options.serialize: without it workflows saved there carry
+  // an extra "" value for the viewer
+  if (widget) widget.serialize = false;
   const viewer = new SplatViewer(container);
   node.sharpViewer = viewer;
   const release = () => {
@@ -79,7 +86,11 @@ async function showEntry(node, entry) {
 // page reload restores the preview too (saving the workflow stores it in any case).
 function markWorkflowChanged() {
   try {
-    app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+    const tracker = app.extensionManager?.workflow?.activeWorkflow?.changeTracker;
+    // captureCanvasState() replaces checkState() (deprecated, with a console warning, since the
+    // front ends of 2026); 1.27 has only checkState()
+    if (typeof tracker?.captureCanvasState === "function") tracker.captureCanvasState();
+    else tracker?.checkState?.();
   } catch {
     // an older or newer frontend without this tracker: the property is still saved with the workflow
   }
