@@ -362,3 +362,18 @@ def test_failed_write_leaves_folder_unchanged(tmp_path, monkeypatch):
     assert len(writes) == 2  # the failure really happened mid-file
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # no temp file left, the old scene.ply untouched
+
+
+def test_splats_at_zero_depth_give_finite_disparity_metadata_and_no_warning(tmp_path):
+    import warnings
+
+    from sharp_core import Gaussians, load_ply, save_ply
+
+    n = 8
+    scene = Gaussians(means=torch.tensor([[0.0, 0.0, float(z)] for z in range(n)]), scales=torch.full((n, 3), 0.1),
+                      quats=torch.tensor([[1.0, 0, 0, 0]] * n), colors=torch.full((n, 3), 0.5),
+                      opacities=torch.full((n,), 0.5), focal_px=[100.0], image_size=[(64, 48)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's divide-by-zero RuntimeWarning fails the test
+        save_ply(scene, tmp_path / "zero.ply")
+    assert torch.allclose(load_ply(tmp_path / "zero.ply").means, scene.means)

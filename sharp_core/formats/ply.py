@@ -126,7 +126,9 @@ def _vertex_array(gaussians: Gaussians) -> np.ndarray:
 
 def _disparity_quantiles(z: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """Quantiles of 1/z with linear interpolation (as torch.quantile), exact and O(N) via
-    np.partition; torch.quantile refuses inputs above 16 M elements and sorts everything."""
+    np.partition; torch.quantile refuses inputs above 16 M elements and sorts everything.
+    Splats at z = 0 (possible after re-centring) have no finite disparity and are left out."""
+    z = z[z != 0]
     if len(z) == 0:
         return [0.0] * len(qs)
     disparity = np.float32(1.0) / z
