@@ -28,7 +28,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_write
-from .checkpoint import DTYPES, load_model
+from .checkpoint import DTYPES, _check_checkpoint_file, load_model
 from .exif import load_image
 from .formats import FORMATS, save_gaussians
 from .network import SharpModel
@@ -151,9 +151,10 @@ def _output_names(images: list[tuple[Path, PurePath]], suffix: str) -> list[Pure
         by_stem[rel.with_suffix("")].append(i)
     names: list[PurePath] = [PurePath()] * len(images)
     for stem, members in by_stem.items():
+        clash = len({images[i][1] for i in members}) > 1  # a.jpg and a.png; not two folders' a.png
         for i in members:
             rel = images[i][1]
-            names[i] = PurePath(f"{stem}{suffix}") if len(members) == 1 else rel.with_name(rel.name + suffix)
+            names[i] = rel.with_name(rel.name + suffix) if clash else PurePath(f"{stem}{suffix}")
     seen: dict[PurePath, Path] = {}
     for (image, _), name in zip(images, names):
         if name in seen:
@@ -254,6 +255,7 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
     path = Path(checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    _check_checkpoint_file(path)  # its first bytes: a wrong file is named before any worker starts
     return path
 
 
