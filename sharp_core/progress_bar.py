@@ -37,7 +37,7 @@ class ProgressBar:
         eta = _clock((self.total - self.count) / rate) if rate > 0 else "?"
         filled = self.width * self.count // max(self.total, 1)
         bar = "#" * filled + "." * (self.width - filled)
-        return f"[{bar}] {self.count}/{self.total} {self.label}  {rate:.2f} {self.label}/s  ETA {eta}"
+        return f"[{bar}] {self.count}/{self.total} {self.label}  {rate:.3g} {self.label}/s  ETA {eta}"
 
     def update(self, n: int = 1) -> None:
         self.count += n

@@ -115,6 +115,7 @@ def iter_on_ray(jobs: list[BatchJob], settings: BatchSettings, address: str | No
     connected = _connect(ray, address)
     try:
         actors, use_gpu, threads = _pool_shape(ray, settings, workers)
+        actors = min(actors, len(jobs))  # no idle models
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # our own bar covers the whole run
         context.enable_operator_progress_bars = False
