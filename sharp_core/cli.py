@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="predict every image again (default: skip images whose output is present)")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="run on Ray (pip install '.[ray]'): join ADDRESS or $RAY_ADDRESS, else start a local "
-                        "cluster; put it after the inputs or write --ray=ADDRESS")
+                   help="run on Ray (pip install '.[ray]'): join ADDRESS, else $RAY_ADDRESS or a cluster started "
+                        "here by `ray start`, else start a local one; put it after the inputs or write --ray=ADDRESS")
     p.add_argument("--workers", type=int,
                    help="with --ray: models loaded at once (default: one per GPU of the cluster, else 1)")
     p.add_argument("--batch-size", type=int, default=4, help="with --ray: images per call of a worker (default 4)")

@@ -73,7 +73,8 @@ class _PredictActor:
 
 
 def _connect(ray, address: str | None) -> bool:
-    """Join `address` (or $RAY_ADDRESS), else start a local cluster; True when this call connected."""
+    """Join `address`; without one, Ray's own rule: $RAY_ADDRESS, else a cluster `ray start` began on
+    this machine, else a new local cluster. True when this call connected."""
     if ray.is_initialized():
         return False
     try:
