@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except (ValueError, OSError, CheckpointUnavailable, RayUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = " (or run with --checkpoint PATH)" if isinstance(exc, CheckpointUnavailable) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
