@@ -6,6 +6,7 @@ import argparse
 import logging
 import math
 import sys
+import time
 from pathlib import Path
 
 from .batch import DEFAULT_FORMAT, IMAGE_SUFFIXES, REPORT_NAME, writable_formats
@@ -170,7 +171,8 @@ def setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand; every expected failure is one line on stderr and exit code 1 (Ctrl-C: 130)."""
+    """Run a subcommand; every expected failure is one line on stderr and a non-zero exit code
+    (predict: 1; Ctrl-C: 130)."""
     from .ray_batch import RayUnavailable
 
     setup_logging()
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, CheckpointUnavailable, RayUnavailable) as exc:
         hint = " (or run with --checkpoint PATH)" if isinstance(exc, CheckpointUnavailable) else ""
         print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1
+        return 1 if args.command == "predict" else 2  # predict: issue 14's exit 1; others as they were
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
