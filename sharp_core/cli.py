@@ -4,85 +4,83 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-from .checkpoint import DTYPES, convert_checkpoint, load_model
-from .exif import load_image
-from .prediction import DEFAULT_FOCAL_MM, predict
-from .weights import CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
+from .batch import DEFAULT_FORMAT, IMAGE_SUFFIXES, REPORT_NAME, writable_formats
+from .checkpoint import convert_checkpoint
+from .progress_bar import ProgressBar
+from .weights import CheckpointUnavailable
 
 LOG = logging.getLogger("sharp_core")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 
 
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def _example_photo() -> list[str]:
+    found = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise SystemExit(f"error: no image given and no bundled example photo in {EXAMPLES_DIR}")
+    LOG.info("no image given: using the bundled example %s", found[0].name)
+    return [str(found[0])]
 
 
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bfloat16 where the GPU computes it natively, float32 elsewhere."""
-    if name != "auto":
-        return DTYPES[name]
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+def _check_focal_mm(value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--focal-mm {value:g}: a focal length must be a positive number of millimetres "
+                         "(35 mm-equivalent); leave it out to use the photo's EXIF, else 30 mm")
 
 
-def collect_images(inputs: list[str]) -> list[Path]:
-    if not inputs:
-        found = sorted(p for p in EXAMPLES_DIR.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise SystemExit(f"no image given and no bundled example photo in {EXAMPLES_DIR}")
-        LOG.info("no image given: using the bundled example %s", found[0].name)
-        return found[:1]
-    images: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
-            images.append(item)
-        else:
-            raise SystemExit(f"not found: {item}")
-    if not images:
-        raise SystemExit(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {', '.join(inputs)}")
-    return images
+def run_predict(args: argparse.Namespace) -> int:
+    """Check everything that can be checked cheaply (device, focal length, output folder, every
+    image's header) before the model is loaded or anything is created; then run the batch."""
+    from . import batch
 
+    _check_focal_mm(args.focal_mm)
+    if args.ray is None:
+        batch.check_device(args.device)  # with --ray the workers' devices are the cluster's
+    elif args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: give at least 1")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: give at least 1")
+    images = batch.list_images(args.images or _example_photo())
+    plan = batch.plan_batch(images, args.output, args.format, overwrite=args.overwrite)
+    if plan.unreadable and not plan.todo and not plan.skipped:
+        if len(plan.unreadable) == 1:
+            raise ValueError(plan.unreadable[0].error)
+        raise ValueError(f"none of the {len(plan.unreadable)} images can be predicted; "
+                         f"first: {plan.unreadable[0].error}")
+    settings = batch.BatchSettings(
+        checkpoint=str(args.checkpoint.absolute()) if args.checkpoint else None,
+        device=args.device, dtype=args.dtype, focal_mm=args.focal_mm, format=args.format)
+    outcomes = None
+    if plan.todo and args.ray is not None:
+        from .ray_batch import import_ray, iter_on_ray
 
-def run_predict(args: argparse.Namespace) -> None:
-    from .formats import save_ply
+        import_ray()
+        batch.resolve_checkpoint(settings.checkpoint)  # fails fast (missing file, offline) before Ray starts
+        outcomes = iter_on_ray(plan.todo, settings, address=args.ray or None, workers=args.workers,
+                               batch_size=args.batch_size)
+    elif plan.todo:
+        outcomes = batch.iter_in_process(plan.todo, settings)  # loads the model: a bad checkpoint stops here
 
-    images = collect_images(args.images)
-    if args.checkpoint is None:
-        try:
-            args.checkpoint = download_checkpoint(default_checkpoint_dir())
-        except CheckpointUnavailable as exc:
-            raise SystemExit(f"{exc} (or run with --checkpoint PATH)") from None
-    device = pick_device(args.device)
-    dtype = pick_dtype(args.dtype, device)
-    start = time.perf_counter()
-    model = load_model(args.checkpoint, device=device, dtype=dtype)
-    LOG.info("loaded %s on %s (%s) in %.1f s", args.checkpoint, device, dtype, time.perf_counter() - start)
-    args.output.mkdir(parents=True, exist_ok=True)
-    for path in images:
-        image, exif_mm = load_image(path)
-        focal_mm = args.focal_mm or exif_mm or DEFAULT_FOCAL_MM
-        start = time.perf_counter()
-        scene = predict(model, image, focal_mm=focal_mm)
-        out = args.output / f"{path.stem}.ply"
-        save_ply(scene, out)
-        LOG.info("%s: %d Gaussians, focal %.1f mm -> %s (%.1f s)", path.name, scene.num_gaussians,
-                 focal_mm, out, time.perf_counter() - start)
+    LOG.info("%d image(s): %d to predict, %d already present, %d unreadable -> %s (%s)", len(images),
+             len(plan.todo), len(plan.skipped), len(plan.unreadable), plan.output_dir,
+             "Ray" if args.ray is not None else "this process")
+    bar = ProgressBar(len(plan.todo))
+    for failure in plan.unreadable:
+        bar.write(f"failed: {failure.error}")
+
+    def show(outcome):
+        if outcome.status != "done":
+            bar.write(f"failed: {outcome.error}")
+
+    summary = batch.run_batch(plan, outcomes, progress=bar, on_outcome=show)
+    LOG.info("%s", summary.line())
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
 
 
 def run_convert(args: argparse.Namespace) -> None:
@@ -109,14 +107,25 @@ def run_export(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sharp_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="photo(s) -> one SHARP PLY per image")
-    p.add_argument("images", nargs="*", help="images or folders (default: the bundled example photo)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder for the PLY files")
+    p = sub.add_parser("predict", help="photo(s) -> one splat file per image (resumable; --ray for a cluster)")
+    p.add_argument("images", nargs="*", help="images or folders, searched recursively (default: the bundled example)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help=f"output folder (sub-folders mirror the input folders; failures in {REPORT_NAME})")
     p.add_argument("--checkpoint", type=Path,
                    help="SHARP weights (.pt or .safetensors); default: downloaded once into ~/.cache/sharp_core")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument("--focal-mm", type=float, help="35 mm-equivalent focal length (default: EXIF, else 30)")
+    p.add_argument("--format", default=DEFAULT_FORMAT, choices=writable_formats(),
+                   help=f"splat file format of the outputs (default {DEFAULT_FORMAT})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="predict every image again (default: skip images whose output is present)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray (pip install '.[ray]'): join ADDRESS, else $RAY_ADDRESS or a cluster started "
+                        "here by `ray start`, else start a local one; put it after the inputs or write --ray=ADDRESS")
+    p.add_argument("--workers", type=int,
+                   help="with --ray: models loaded at once (default: one per GPU of the cluster, else 1)")
+    p.add_argument("--batch-size", type=int, default=4, help="with --ray: images per call of a worker (default 4)")
     p.set_defaults(run=run_predict)
     c = sub.add_parser("convert", help="re-save a checkpoint as .safetensors")
     c.add_argument("src", type=Path)
@@ -138,12 +147,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (so redirections made after set-up apply)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def setup_logging() -> None:
+    """One handler on our logger, added once, not propagated: each line appears once, whatever
+    handlers the root logger (or a library such as Ray) has, and however often `main` runs."""
+    if not any(isinstance(h, _StderrHandler) for h in LOG.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    """Run a subcommand; every expected failure is one line on stderr and a non-zero exit code
+    (predict: 1; Ctrl-C: 130)."""
+    from .ray_batch import RayUnavailable
+
+    setup_logging()
     args = build_parser().parse_args(argv)
+    if getattr(args, "ray", None) and Path(args.ray).exists() and "://" not in args.ray:
+        args.images.append(args.ray)  # `--ray photos/`: argparse took the folder for an address
+        args.ray = ""
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return args.run(args) or 0
+    except (ValueError, OSError, CheckpointUnavailable, RayUnavailable) as exc:
+        hint = " (or run with --checkpoint PATH)" if isinstance(exc, CheckpointUnavailable) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 1 if args.command == "predict" else 2  # predict: issue 14's exit 1; others as they were
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
