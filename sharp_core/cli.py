@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, CheckpointUnavailable, RayUnavailable) as exc:
         hint = " (or run with --checkpoint PATH)" if isinstance(exc, CheckpointUnavailable) else ""
         print(f"error: {exc}{hint}", file=sys.stderr)
-        return 1 if args.command == "predict" else 2  # predict: issue 14's exit 1; others as they were
+        return 1  # every expected failure: one line on stderr, exit code 1 (issue 14)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -110,11 +110,11 @@ def test_export_converts_decimates_and_turns_y_up(tmp_path):
 
 
 def test_export_errors_name_the_problem(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "missing.ply"), str(tmp_path / "x.sog")]) == 2
+    assert main(["export", str(tmp_path / "missing.ply"), str(tmp_path / "x.sog")]) == 1
     assert "missing.ply" in capsys.readouterr().err
     src = sharp_core.save_ply(sharp_core.Gaussians(
         means=torch.ones(4, 3), scales=torch.ones(4, 3), quats=torch.tensor([[1.0, 0, 0, 0]] * 4),
         colors=torch.rand(4, 3), opacities=torch.rand(4), focal_px=[10.0], image_size=[(4, 4)]), tmp_path / "s.ply")
-    assert main(["export", str(src), str(tmp_path / "x.unknown")]) == 2
+    assert main(["export", str(src), str(tmp_path / "x.unknown")]) == 1
     assert "unknown splat file type" in capsys.readouterr().err
     assert not (tmp_path / "x.unknown").exists()
