@@ -9,6 +9,7 @@ No public function shares its module's name (`predict` lives in `prediction`, `r
 from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
+from .camera_views import MAX_CAMERA_VIEWS, opening_view, parse_camera_views
 from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
 from .edit import (
     OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter, rotation_from_euler_deg, stack_scenes, transform,
@@ -39,4 +40,5 @@ __all__ = [
     "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "read_preview", "recenter", "render", "render_many",
     "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
     "transform", "view_from_camera", "write_preview",
+    "MAX_CAMERA_VIEWS", "opening_view", "parse_camera_views",
 ]

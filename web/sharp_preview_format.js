@@ -5,7 +5,9 @@
 // Layout, little-endian:
 //   header, 128 bytes (version 2; version 1 files have only the first 64, and still load)
 //     0  "SHPV"            magic
-//     4  u32 version (2)   8  u32 splat count N   12 u32 flags (bit 0: camera-framed)
+//     4  u32 version (2)   8  u32 splat count N
+//     12 u32 flags (bit 0: camera-framed; bit 1: records most visible first, so a prefix is a
+//        coarse scene: what progressive loading and the quality cap draw)
 //     16 f32 focal length of the source image (pixels)
 //     20 u32 image width   24 u32 image height (pixels)
 //     28 f32 log_scale_min 32 f32 log_scale_max (natural log of metres)
@@ -32,6 +34,7 @@ export const PREVIEW_VERSION = 2;
 export const HEADER_BYTES = 128;
 export const HEADER_BYTES_V1 = 64;
 export const FLAG_CAMERA_FRAMED = 1;
+export const FLAG_VISIBILITY_ORDERED = 2;
 export const RECORD_BYTES = 16;
 export const ROT_RANGE = Math.SQRT1_2;
 export const ROT_LEVELS = 127;
@@ -66,6 +69,7 @@ export function parseHeader(buffer) {
     headerBytes,
     count,
     flags,
+    visibilityOrdered: (flags & FLAG_VISIBILITY_ORDERED) !== 0,
     focalPx: f32(16),
     imageWidth: v.getUint32(20, true),
     imageHeight: v.getUint32(24, true),
