@@ -54,7 +54,8 @@ export function sortByDepth(positions, count, view, out, scratch) {
   return visible;
 }
 
-// Runs inside the worker. Messages in: {positions, count} once (positions may be partly filled),
+// Runs inside the worker. Messages in: {positions, count} once (positions: the first splats, maybe
+// fewer than count, the rest arriving later),
 // {append (Float32Array), offset (splat index)} as a streamed file arrives, then {id, view, limit, out?}.
 // Messages out: {id, order (Uint32Array, transferred), visible, ms}.
 function sortWorkerMain() {
@@ -63,8 +64,9 @@ function sortWorkerMain() {
   self.onmessage = (event) => {
     const msg = event.data;
     if (msg.positions) {
-      positions = msg.positions;
       count = msg.count;
+      positions = msg.positions.length === 3 * count ? msg.positions : new Float32Array(3 * count);
+      if (positions !== msg.positions) positions.set(msg.positions);
       return;
     }
     if (msg.append) {
@@ -89,13 +91,14 @@ export function sortWorkerSource() {
 
 /**
  * Sorter used by the viewer: a Blob-URL Web Worker when the page allows one, else the same sort
- * on the main thread. `positions` (count*3) may be filled progressively: call `extend(from, to)`
- * after writing splats [from, to) so the worker gets them too. `sort(view, limit)` orders the first
+ * on the main thread. `positions` (count*3) may be filled progressively: pass `filled` (the splats
+ * written so far) and call `extend(from, to)` after writing splats [from, to) so the worker gets
+ * them too. `sort(view, limit)` orders the first
  * `limit` splats (default all) and resolves to {order, visible, ms}; give `order` back with
  * `recycle(order)` once uploaded so the next sort reuses its memory.
  */
 export class DepthSorter {
-  constructor(positions, count, { useWorker = true } = {}) {
+  constructor(positions, count, { useWorker = true, filled = count } = {}) {
     this.count = count;
     this.positions = positions; // kept (the worker gets a copy) so a failed worker can be replaced
     this.scratch = {};
@@ -114,7 +117,8 @@ export class DepthSorter {
           e.preventDefault?.();
           this._fallBackToMainThread();
         };
-        this.worker.postMessage({ positions, count });
+        // only the splats already there: a streamed file sends the rest with extend()
+        this.worker.postMessage({ positions: filled >= count ? positions : positions.slice(0, 3 * filled), count });
       } catch {
         this.worker = null;
       }

@@ -274,7 +274,9 @@ export function initialCamera(header, width, height) {
  * dilation (px^2 added to projected covariances, default 0 like SHARP),
  * interactive (default true), onStats(text), useWorker (default true),
  * cameraViews ({get() -> JSON text, set(text)}: where "use view" stores views),
- * onStateChange(state) (background, quality and view changed; see getState).
+ * onStateChange(state) (background, quality and view changed; see getState),
+ * onPicture({splats, total, ms}) (loadStream drew a picture: the first, coarse one and the last;
+ * the canvas can be read back during the call).
  */
 export class SplatViewer {
   constructor(container, options = {}) {
@@ -353,6 +355,7 @@ export class SplatViewer {
       this.resizeObserver.observe(this.root);
     }
     this.resize();
+    this._warmUp();
   }
 
   // -- public API --------------------------------------------------------------------------------
@@ -390,10 +393,12 @@ export class SplatViewer {
       await this.sortNow();
       if (stale()) return;
       this._finishGPU();
+      const ms = performance.now() - start;
       if (timing.firstPictureMs === null) {
-        timing.firstPictureMs = performance.now() - start;
+        timing.firstPictureMs = ms;
         timing.firstSplats = this.sortedLimit;
       }
+      this.options.onPicture?.({ splats: this.sortedLimit, total: this.header.count, ms });
     };
     for (;;) {
       const { done, value } = await reader.read();
@@ -537,7 +542,7 @@ export class SplatViewer {
   }
 
   /** Draw one frame with the latest sort (does not wait for a new one). */
-  draw() {
+  draw({ countFrame = true } = {}) {
     if (!this.supported || this.disposed || !this.gl || this.gl.isContextLost()) return;
     const gl = this.gl;
     const view = this.currentView();
@@ -580,6 +585,10 @@ export class SplatViewer {
     gl.bindVertexArray(this.emptyVao);
     gl.drawArrays(gl.TRIANGLES, 0, 3);
     gl.bindVertexArray(null);
+    if (this.frameFence) gl.deleteSync(this.frameFence);
+    this.frameFence = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+    gl.flush();
+    if (!countFrame) return;
     this._countFrame(start);
     this._maybeResort(view);
   }
@@ -590,8 +599,20 @@ export class SplatViewer {
     const raf = globalThis.requestAnimationFrame ?? ((fn) => setTimeout(fn, 16));
     this.raf = raf(() => {
       this.raf = 0;
-      this.draw();
+      if (this._gpuBusy()) this.requestDraw();
+      else this.draw();
     });
+  }
+
+  // Whether the GPU is still on the last frame: new frames wait for it rather than queue up
+  // behind it (a slow GPU would otherwise lag further behind the pointer with every frame).
+  _gpuBusy() {
+    const gl = this.gl, fence = this.frameFence;
+    if (!fence || !gl || gl.isContextLost()) return false;
+    if (gl.getSyncParameter(fence, gl.SYNC_STATUS) !== gl.SIGNALED) return true;
+    gl.deleteSync(fence);
+    this.frameFence = null;
+    return false;
   }
 
   /** The canvas as RGBA bytes, rows top to bottom; call right after draw(). */
@@ -631,6 +652,8 @@ export class SplatViewer {
     this._listeners = [];
     const gl = this.gl;
     if (gl && !gl.isContextLost()) {
+      if (this.frameFence) gl.deleteSync(this.frameFence);
+      this.frameFence = null;
       this._deleteGL();
       gl.getExtension("WEBGL_lose_context")?.loseContext();
     }
@@ -660,6 +683,8 @@ export class SplatViewer {
     this.header = header;
     this.buffer = buffer;
     this.positions = new Float32Array(header.count * 3);
+    // the worker starts while the first records arrive; commits send it their positions
+    this.sorter = new DepthSorter(this.positions, header.count, { useWorker: this.options.useWorker !== false, filled: 0 });
     this.committed = 0;
     this.visible = 0;
     this.sortedLimit = 0;
@@ -680,8 +705,7 @@ export class SplatViewer {
     if (n <= from) return;
     decodePositions(this.buffer, this.header, from, n, this.positions);
     this._uploadRows(from, n);
-    if (this.sorter) this.sorter.extend(from, n);
-    else this.sorter = new DepthSorter(this.positions, this.header.count, { useWorker: this.options.useWorker !== false });
+    this.sorter.extend(from, n);
     this.committed = n;
   }
 
@@ -715,6 +739,34 @@ export class SplatViewer {
     if (rest > 0 && fullTo >= row0) {
       gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, fullTo, rest, 1, gl.RGBA_INTEGER, gl.UNSIGNED_INT,
         words.subarray(fullTo * TEXTURE_WIDTH * 4, to * 4));
+    }
+  }
+
+  // Draw one splat off screen now, so that software GL (SwiftShader) compiles the shaders before a
+  // file arrives rather than in the middle of the first picture.
+  _warmUp() {
+    const gl = this.gl;
+    const header = { count: 1, headerBytes: 0, logScaleMin: -5, logScaleMax: -4 };
+    // one opaque splat 1 m ahead of an identity camera: x = y = 0, z = 1.0 (half 0x3c00)
+    const record = new Uint32Array([0, 0x3c00, 0xff808080, 0]);
+    const saved = [this.header, this.buffer, this.visible];
+    this.header = header;
+    this.buffer = record.buffer;
+    this._allocSplatTextures();
+    this._uploadRows(0, 1);
+    gl.bindTexture(gl.TEXTURE_2D, this.orderTexture);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 1, 1, gl.RED_INTEGER, gl.UNSIGNED_INT, new Uint32Array([0]));
+    this.visible = 1;
+    const camera = this.explicitCamera;
+    this.explicitCamera = { fx: 100, fy: 100, cx: 50, cy: 50, worldToCamera: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] };
+    try {
+      this.draw({ countFrame: false });
+    } finally {
+      this.explicitCamera = camera;
+      [this.header, this.buffer, this.visible] = saved;
+      for (const t of [this.splatTexture, this.orderTexture]) gl.deleteTexture(t);
+      this.splatTexture = null;
+      this.orderTexture = null;
     }
   }
 
@@ -768,6 +820,7 @@ export class SplatViewer {
   }
 
   _contextLost() {
+    this.frameFence = null;
     this.accum = null;
     this.splatTexture = null;
     this.orderTexture = null;
@@ -932,7 +985,7 @@ export class SplatViewer {
     const delta = flyDelta(this.flyKeys, view.worldToCamera, this.orbit.distance, seconds, this.flyFast);
     for (let i = 0; i < 3; i++) this.orbit.focus[i] += delta[i];
     this._cameraMoved();
-    this.draw();
+    if (!this._gpuBusy()) this.draw();
     this.flyRaf = (globalThis.requestAnimationFrame ?? ((fn) => setTimeout(() => fn(performance.now()), 16)))(
       (t) => this._flyTick(t));
   }

@@ -15,7 +15,7 @@ export const QUALITY_LEVELS = [
 ];
 
 /** Splats to have before the first coarse picture of a streamed file (then every doubling). */
-export const FIRST_PICTURE_SPLATS = 65_536;
+export const FIRST_PICTURE_SPLATS = 16_384;
 
 /** Keyboard fly: metres per second as a fraction of the orbit distance; shift multiplies it. */
 export const FLY_SPEED = 0.6;
@@ -94,14 +94,18 @@ export function drawLimit(loaded, qualityIndex) {
 
 /**
  * Splats a streamed file should have uploaded next (whole texture rows of `rowWidth`), or 0 to wait:
- * the first FIRST_PICTURE_SPLATS (or the whole file) for the first picture, then each doubling,
- * and everything once the file is complete.
+ * exactly the first FIRST_PICTURE_SPLATS (or the whole file) for the first picture, kept small so
+ * that even a software GL draws it at once; then all whole rows that have arrived whenever that at
+ * least doubles what is drawn; everything once the file is complete.
  */
 export function nextCommit(loaded, committed, total, complete, rowWidth = 4096) {
   if (complete) return committed < total ? total : 0;
-  const rows = Math.floor(loaded / rowWidth) * rowWidth;
-  const want = committed === 0 ? Math.min(FIRST_PICTURE_SPLATS, total) : Math.min(2 * committed, total);
-  return rows >= want && rows > committed ? rows : 0;
+  const rows = Math.floor(Math.min(loaded, total) / rowWidth) * rowWidth;
+  if (committed === 0) {
+    const first = Math.min(FIRST_PICTURE_SPLATS, total);
+    return loaded >= first ? first : 0;
+  }
+  return rows >= Math.min(2 * committed, total) && rows > committed ? rows : 0;
 }
 
 /** The stats line: splats drawn of the total, fps, payload size and, while streaming, progress. */
