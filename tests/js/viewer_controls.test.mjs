@@ -84,7 +84,8 @@ test("quality caps the splats drawn; progressive commits: a small first picture,
   assert.equal(nextCommit(70_000, 0, total, false), FIRST_PICTURE_SPLATS);  // exactly the first batch
   assert.equal(nextCommit(30_000, FIRST_PICTURE_SPLATS, total, false), 0);  // not yet doubled
   assert.equal(nextCommit(70_000, FIRST_PICTURE_SPLATS, total, false), 17 * 4096);  // whole rows only
-  assert.equal(nextCommit(total, 1_048_576, total, false), 0);  // the last partial growth waits for the end
+  assert.equal(nextCommit(1_100_000, 1_048_576, total, false), 0);  // less than double: wait for more
+  assert.equal(nextCommit(total, 1_048_576, total, false), total);  // all in (whole rows)
   assert.equal(nextCommit(total, 1_048_576, total, true), total);
   assert.equal(nextCommit(total, total, total, true), 0);
   assert.equal(nextCommit(500, 0, 500, false), 500);  // a small file at once
