@@ -6,12 +6,14 @@ store the camera views (JSON, the Preview node's `camera_views` widget). Each st
 `sharp_core.parse_camera_views` and rendered by `sharp_core.render(scene, camera_from_view(view))`,
 must match the viewer's own screenshot of that view:
   - same framing and colours: PSNR >= 40 dB against the decoded preview scene (the renderers differ
-    only in sort and blending precision; measured 55.6 and 56.3 dB);
-  - and the comparison can fail: the same render with the camera turned by 1 degree scores far lower
-    (measured 21 dB).
+    only in sort and blending precision; measured 59.5 and 59.3 dB);
+  - and the comparison can fail: the same render with the camera turned by 1 degree scores at least
+    10 dB lower (measured 21.7 and 20.3 dB).
 A 1,179,648-splat preview sent at about 50 MB/s (1 MB every 20 ms) draws a coarse picture from its
-first 65,536 records before the file is complete, then the whole scene; the times are printed
-(time to first picture measured 0.2-0.4 s after the response arrived, SwiftShader on 2 busy cores).
+first 16,384 records (the most visible: 78 % of the pixels covered, as many as the full scene)
+before the file is complete, then the whole scene; the times are printed, not asserted (first
+picture 1.6 s after the response, complete 22 s, in SwiftShader on 2 cores shared with a load
+average of 20; `python -m benchmarks.viewer` gives the frame times).
 The viewer's state (background, quality, view) restored into a new viewer gives the same picture.
 """
 
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="Chromium not installed (apt-get install -y chromium)")
 
 WIDTH, HEIGHT = 320, 240
+FIRST_PICTURE_SPLATS = 16_384  # web/sharp_viewer_controls.js
 
 CAMERA_PAGE = """
 const { SplatViewer } = await import("/web/sharp_viewer.js");
@@ -125,7 +128,7 @@ def test_stored_views_render_to_what_the_viewer_shows():
 STREAM_PAGE = """
 const { SplatViewer } = await import("/web/sharp_viewer.js");
 const box = document.createElement("div");
-box.style.cssText = "width: 256px; height: 256px";
+box.style.cssText = "width: 160px; height: 160px";
 document.body.appendChild(box);
 const coverage = (px) => {
   let on = 0;
@@ -151,7 +154,7 @@ await viewer.sortNow();
 const before = viewer.readPixels();
 viewer.dispose();
 const box2 = document.createElement("div");
-box2.style.cssText = "width: 256px; height: 256px";
+box2.style.cssText = "width: 160px; height: 160px";
 document.body.appendChild(box2);
 const again = new SplatViewer(box2, {pixelRatio: 1, interactive: false});
 again.applyState(state);
@@ -186,8 +189,7 @@ def test_a_full_size_preview_loads_progressively(big_preview):
           f"complete {timing['completeMs']:.0f} ms; coverage first {pictures[0]['coverage']:.0%}, "
           f"full {result['fullCoverage']:.0%}")
     first, last = pictures[0], pictures[-1]
-    # the first picture: the whole 4096-splat texture rows in when 65,536 splats had arrived
-    assert 65_536 <= first["splats"] < 4 * 65_536 < total, "the first picture is drawn from a prefix, early"
+    assert first["splats"] == FIRST_PICTURE_SPLATS < total, "the first picture is drawn from a prefix, early"
     assert last["splats"] == total and timing["firstPictureMs"] < timing["completeMs"]
     assert first["coverage"] > 0.5, "the most visible 5 % of the splats already show the scene"
     assert result["fullCoverage"] >= first["coverage"] - 0.01
