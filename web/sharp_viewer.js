@@ -1056,11 +1056,12 @@ export class SplatViewer {
       this.requestDraw();
     }, { passive: false });
     this._listen(el, "dblclick", () => this.resetView());
-    // Keys typed into the view stay here (ComfyUI's shortcuts listen on the window).
+    // Fly keys stay here (ComfyUI's shortcuts, e.g. W and Q for its sidebars, listen on the
+    // window); others, such as Ctrl+S, go on to it.
     this._listen(this.root, "keydown", (e) => {
-      e.stopPropagation();
       this.flyFast = e.shiftKey;
       if (!isFlyKey(e.code) || e.ctrlKey || e.metaKey || e.altKey) return;
+      e.stopPropagation();
       e.preventDefault();
       this._takeOverCamera();
       this.flyKeys.add(e.code);
@@ -1071,7 +1072,7 @@ export class SplatViewer {
       }
     });
     this._listen(this.root, "keyup", (e) => {
-      e.stopPropagation();
+      if (isFlyKey(e.code)) e.stopPropagation();
       this.flyFast = e.shiftKey;
       this.flyKeys.delete(e.code);
     });
