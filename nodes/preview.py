@@ -10,15 +10,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from ..sharp_core import PREVIEW_MAX_SPLATS, write_preview
-from .common import CATEGORY, GAUSSIANS
+from ..sharp_core import PREVIEW_MAX_SPLATS, opening_view, parse_camera_views, write_preview
+from .common import CAMERA, CATEGORY, GAUSSIANS
 
 DEFAULT_MAX_SPLATS: int = PREVIEW_MAX_SPLATS
 
-__all__ = ["SharpPreviewGaussians", "preview_ui", "max_splats_input", "PREVIEW_UI_KEY", "DEFAULT_MAX_SPLATS",
+__all__ = ["SharpPreviewGaussians", "preview_ui", "CAMERA_VIEWS_INPUT", "max_splats_input", "PREVIEW_UI_KEY", "DEFAULT_MAX_SPLATS",
            "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
 PREVIEW_UI_KEY = "sharp_preview"
+CAMERA_VIEWS_INPUT = "camera_views"  # the widget web/sharp_preview.js fills
 PREVIEW_SUFFIX = ".shpv"
 _SUBFOLDER = "sharp_preview"
 
@@ -63,16 +64,25 @@ def max_splats_input() -> tuple[str, dict]:
 
 
 class SharpPreviewGaussians:
-    """Output node: shows the scene in the node's own WebGL2 viewer."""
+    """Output node: shows the scene in the node's own WebGL2 viewer; outputs the views stored there.
+
+    The viewer's "use view" / "add key view" buttons write JSON into the `camera_views` widget (the
+    camera in the OpenCV frame of the Gaussians this node received: the preview stores positions in
+    that frame unchanged). Changing the widget re-runs the node, so `camera` always follows it.
+    """
 
     DESCRIPTION = ("Shows SHARP Gaussians in an interactive 3D viewer inside the node. The scene is "
-                   "quantised to 16 bytes per splat and, above max_splats, reduced to the most visible splats.")
+                   "quantised to 16 bytes per splat and, above max_splats, reduced to the most visible splats. "
+                   "Frame a shot in the viewer, press 'use view' (or add key views for a path) and wire "
+                   "`camera` into SHARP Render.")
     CATEGORY = CATEGORY
     FUNCTION = "preview"
     OUTPUT_NODE = True
-    RETURN_TYPES = ()
-    RETURN_NAMES = ()
-    OUTPUT_TOOLTIPS = ()
+    RETURN_TYPES = (CAMERA,)
+    RETURN_NAMES = ("camera",)
+    OUTPUT_TOOLTIPS = ("The view(s) stored with the viewer's 'use view' / 'add key view' buttons (OpenCV "
+                       "world_to_camera of this scene, vertical field of view, size); one view is one shot, "
+                       "several are key views of a path. Without a stored view: the view the preview opens at.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -81,10 +91,20 @@ class SharpPreviewGaussians:
                 "gaussians": (GAUSSIANS, {"tooltip": "Scene(s) from SHARP Predict or Load Gaussians."}),
                 "max_splats": max_splats_input(),
             },
+            "optional": {
+                CAMERA_VIEWS_INPUT: ("STRING", {
+                    "default": "", "multiline": False,
+                    "tooltip": "JSON list of camera views, filled by the viewer's 'use view' / 'add key view' "
+                               "buttons ('clear' empties it). Each view: world_to_camera (4 x 4, OpenCV axes, "
+                               "metres), fov_y_deg, width, height.",
+                }),
+            },
         }
 
-    def preview(self, gaussians, max_splats: int = DEFAULT_MAX_SPLATS):
-        return {"ui": preview_ui(gaussians, max_splats), "result": ()}
+    def preview(self, gaussians, max_splats: int = DEFAULT_MAX_SPLATS, camera_views: str = ""):
+        views = parse_camera_views(camera_views)  # first: a malformed value fails before any file is written
+        ui = preview_ui(gaussians, max_splats)
+        return {"ui": ui, "result": (views or [opening_view(gaussians)],)}
 
 
 NODE_CLASS_MAPPINGS = {"SharpPreviewGaussians": SharpPreviewGaussians}

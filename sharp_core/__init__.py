@@ -9,6 +9,7 @@ No public function shares its module's name (`predict` lives in `prediction`, `r
 from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
+from .camera_views import MAX_CAMERA_VIEWS, opening_view, parse_camera_views
 from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
 from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .edit import (
@@ -41,4 +42,5 @@ __all__ = [
     "half_turn", "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics",
     "stack_scenes", "transform", "view_from_camera", "write_preview", "splat_tensors", "gaussians_from_splat_tensors",
     "DEFAULT_FOCAL_PX", "DEFAULT_IMAGE_SIZE",
+    "MAX_CAMERA_VIEWS", "opening_view", "parse_camera_views",
 ]

@@ -11,7 +11,11 @@ Layout (all little-endian; the JavaScript decoder in web/sharp_preview_format.js
       0  4s   magic b"SHPV"
       4  u32  version (2)
       8  u32  splat count N
-     12  u32  flags: bit 0 set = the scene is "camera-framed" (see `initial_view`)
+     12  u32  flags: bit 0 set = the scene is "camera-framed" (see `initial_view`);
+              bit 1 set = records are ordered most visible first (files written since
+              this bit exists always set it), so any prefix is a coarse version of the
+              scene: the viewer draws a prefix while the rest streams in, and its quality
+              setting draws the first K records only
      16  f32  focal length of the source image, pixels
      20  u32  source image width, pixels
      24  u32  source image height, pixels
@@ -28,7 +32,8 @@ Layout (all little-endian; the JavaScript decoder in web/sharp_preview_format.js
     104  24 bytes reserved, zero
     A version 1 file reads as the source camera's view: target (0, 0, focus depth), distance
     focus depth, forward +z, up -y.
-    then N records of four u32 words
+    then N records of four u32 words, most visible first (`sharp_core.edit.visibility_scores`:
+    opacity x projected area in the source view, descending; ties keep the scene's order)
       w0  bits 0-15 x, bits 16-31 y        IEEE float16, metres, OpenCV camera frame
       w1  bits 0-15 z (float16), bits 16-23 scale0, bits 24-31 scale1
       w2  bits 0-7 R, 8-15 G, 16-23 B      sRGB-encoded colour, 8 bits each
@@ -61,13 +66,13 @@ import torch
 
 from .atomic import atomic_write
 from .color import linear_to_srgb, srgb_to_linear
-from .edit import decimate
+from .edit import visibility_scores
 from .gaussians import Gaussians
 
 __all__ = [
     "PREVIEW_MAGIC", "PREVIEW_VERSION", "HEADER_BYTES", "RECORD_BYTES", "DEFAULT_MAX_SPLATS",
-    "HEADER_BYTES_V1", "FLAG_CAMERA_FRAMED", "InitialView", "initial_view",
-    "PreviewScene", "encode_preview", "write_preview", "decode_preview",
+    "HEADER_BYTES_V1", "FLAG_CAMERA_FRAMED", "FLAG_VISIBILITY_ORDERED", "InitialView", "initial_view",
+    "PreviewScene", "preview_order", "encode_preview", "write_preview", "decode_preview",
     "read_preview",
 ]
 
@@ -80,6 +85,7 @@ _HEADER_V1 = struct.Struct("<4sIIIfIIff3f3ff")
 _VIEW = struct.Struct("<3ff3f3f24x")
 assert _HEADER_V1.size == HEADER_BYTES_V1 and HEADER_BYTES_V1 + _VIEW.size == HEADER_BYTES
 FLAG_CAMERA_FRAMED = 1
+FLAG_VISIBILITY_ORDERED = 2
 _FLOAT16_LIMIT = 65000.0
 _ROT_RANGE = 1.0 / np.sqrt(2.0)  # a non-largest unit-quaternion component never exceeds this
 _ROT_LEVELS = 127
@@ -225,19 +231,29 @@ class PreviewScene:
         )
 
 
+def preview_order(gaussians: Gaussians, max_splats: int | None = None) -> torch.Tensor:
+    """(K,) int64 indices of scene 0's splats in the order a preview file stores them: most visible
+    first (`visibility_scores` descending, ties in the scene's order), cut to max_splats (None/0: all)."""
+    scores = visibility_scores(gaussians[0].to(dtype=torch.float32))[0].nan_to_num(0.0)
+    order = scores.argsort(descending=True, stable=True).cpu()
+    return order[: int(max_splats)] if max_splats else order
+
+
 def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes:
     """Scene 0 of `gaussians` as preview-file bytes (see the module docstring for the layout).
 
-    max_splats: keep at most this many splats, the most visible from the source camera, in their
-    original order (`sharp_core.edit.decimate`); None or 0 keeps all.
+    Records are written most visible first (`sharp_core.edit.visibility_scores`, descending), so
+    a prefix of the file is a coarse scene. max_splats: keep at most this many splats, the most
+    visible (the same set `sharp_core.edit.decimate` keeps); None or 0 keeps all.
     """
     if gaussians.batch_size != 1:
         gaussians = gaussians[0]
     if gaussians.num_gaussians == 0:
         raise ValueError("The scene has no splats; there is nothing to preview.")
-    if max_splats:
-        gaussians = decimate(gaussians, int(max_splats))
+    if max_splats is not None and max_splats < 0:
+        raise ValueError(f"max_splats must be positive (or 0 / None for all), got {max_splats}.")
     g = gaussians.to(device="cpu", dtype=torch.float32)
+    g = g.select(preview_order(g, max_splats))
     means = g.means[0]
     if not torch.isfinite(means).all():
         raise ValueError("The scene has non-finite splat positions (NaN or inf); fix or filter them first.")
@@ -263,7 +279,8 @@ def encode_preview(gaussians: Gaussians, max_splats: int | None = None) -> bytes
     focus = _focus_depth(means[:, 2], opacities)
     view = _initial_view(dataclasses.replace(g, means=means[None]), focus)  # frames what is stored
     header = _HEADER_V1.pack(
-        PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0], FLAG_CAMERA_FRAMED if view.camera_framed else 0,
+        PREVIEW_MAGIC, PREVIEW_VERSION, means.shape[0],
+        FLAG_VISIBILITY_ORDERED | (FLAG_CAMERA_FRAMED if view.camera_framed else 0),
         float(g.focal_px[0]), int(g.image_size[0][0]), int(g.image_size[0][1]), lo, hi,
         *means.min(dim=0).values.tolist(), *means.max(dim=0).values.tolist(), focus,
     ) + _VIEW.pack(*view.target, view.distance, *view.forward, *view.up)

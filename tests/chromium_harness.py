@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -41,10 +42,12 @@ class PageError(RuntimeError):
 
 
 def run_page(html: str, files: dict[str, bytes] | None = None, timeout_s: float = 120.0,
-             extra_flags: list[str] | None = None) -> dict:
+             extra_flags: list[str] | None = None, trickle: tuple[int, float] | None = None) -> dict:
     """Load `html` in headless Chromium; return the JSON object the page POSTs to `/__result`.
 
     files: extra in-memory files served at `/__page/<name>`. The page itself is `/__page/index.html`.
+    trickle: (chunk bytes, seconds between chunks) to send those files slowly, as a network would,
+    so a page can watch one arrive (the headers, with Content-Length, go out at once).
     """
     chromium = find_chromium()
     if chromium is None:
@@ -79,7 +82,17 @@ def run_page(html: str, files: dict[str, bytes] | None = None, timeout_s: float 
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if trickle is None or name.endswith(".html"):
+                    self.wfile.write(body)
+                    return
+                chunk, pause = trickle
+                for start in range(0, len(body), chunk):
+                    if start:
+                        time.sleep(pause)
+                    try:
+                        self.wfile.write(body[start:start + chunk])
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
                 return
             super().do_GET()
 

@@ -14,8 +14,8 @@ from sharp_core.gaussians import Gaussians
 from sharp_core.edit import visibility_scores
 from sharp_core import edit
 from sharp_core.preview_file import (
-    DEFAULT_MAX_SPLATS, FLAG_CAMERA_FRAMED, HEADER_BYTES, HEADER_BYTES_V1, PREVIEW_VERSION, RECORD_BYTES,
-    InitialView, decode_preview, encode_preview, initial_view, read_preview, write_preview,
+    DEFAULT_MAX_SPLATS, FLAG_CAMERA_FRAMED, FLAG_VISIBILITY_ORDERED, HEADER_BYTES, HEADER_BYTES_V1, PREVIEW_VERSION, RECORD_BYTES,
+    InitialView, decode_preview, encode_preview, initial_view, preview_order, read_preview, write_preview,
 )
 
 SHARP_SPLATS = 2 * 768 * 768  # 1,179,648
@@ -38,6 +38,7 @@ def random_scene(n: int, seed: int = 0, batch: int = 1) -> Gaussians:
 def test_round_trip_within_documented_error():
     scene = random_scene(20_000)
     decoded = decode_preview(encode_preview(scene))
+    scene = scene.select(preview_order(scene))  # the file stores the splats most visible first
     means = scene.means[0].numpy()
     # float16: |err| <= 2^-11 |x| for normal values, 2^-25 absolute for subnormals
     bound = np.maximum(np.abs(means) * 2.0**-11, 2.0**-25) * 1.0001
@@ -77,7 +78,7 @@ def test_sharp_sized_scene_fits_the_budget_and_keeps_splats():
     assert len(everything) == HEADER_BYTES + SHARP_SPLATS * RECORD_BYTES
 
 
-def test_decimation_keeps_the_most_visible_splats_in_order():
+def test_records_are_most_visible_first_and_decimation_keeps_the_most_visible():
     n = 5000
     scene = random_scene(n, seed=2)
     # plant 100 splats that are big, opaque and close: they must all survive a 10x decimation
@@ -90,8 +91,11 @@ def test_decimation_keeps_the_most_visible_splats_in_order():
     scene.opacities[0, faint] = 1e-4
     decoded = decode_preview(encode_preview(scene, max_splats=500))
     assert decoded.means.shape == (500, 3)
-    # exactly the 500 best-scored splats, in their original order
-    expected = torch.topk(visibility_scores(scene)[0], 500).indices.sort().values
+    # exactly the 500 best-scored splats, best first (so any prefix is a coarse scene)
+    scores = visibility_scores(scene)[0]
+    expected = scores.argsort(descending=True, stable=True)[:500]
+    assert bool((scores[expected][1:] <= scores[expected][:-1]).all())
+    assert int.from_bytes(encode_preview(scene, max_splats=500)[12:16], "little") & FLAG_VISIBILITY_ORDERED
     assert set(star.tolist()) <= set(expected.tolist()) and not set(faint.tolist()) & set(expected.tolist())
     as_half = scene.means[0, expected].numpy().astype(np.float16).astype(np.float32)
     assert np.array_equal(decoded.means, as_half)
@@ -126,7 +130,8 @@ def test_decoder_rejects_bad_files():
 def test_batch_writes_scene_zero_only():
     scenes = random_scene(100, batch=2)
     decoded = decode_preview(encode_preview(scenes))
-    assert np.allclose(decoded.means, scenes.means[0].numpy(), rtol=1e-3, atol=1e-6)
+    expected = scenes[0].select(preview_order(scenes)).means[0].numpy()
+    assert np.allclose(decoded.means, expected, rtol=1e-3, atol=1e-6)
 
 
 def sharp_like_scene(width: int = 160, height: int = 120, focal: float = 150.0, seed: int = 0) -> Gaussians:
@@ -261,7 +266,8 @@ def test_preview_node_writes_file_and_ui_lists(fake_folder_paths):
     assert SharpPreviewGaussians.OUTPUT_NODE is True
     scenes = random_scene(3000, batch=2)
     out = SharpPreviewGaussians().preview(scenes, max_splats=1000)
-    assert out["result"] == ()
+    (views,) = out["result"]  # no stored view: the view the preview opens at
+    assert len(views) == 1 and views[0]["width"] == 1536 and views[0]["height"] == 1024
     entries = out["ui"]["sharp_preview"]
     assert isinstance(entries, list) and len(entries) == 2
     for i, entry in enumerate(entries):

@@ -14,6 +14,8 @@ const PREVIEW_NODE = "SharpPreviewGaussians";
 const SAVE_NODE = "SharpSaveGaussians";
 const UI_KEY = "sharp_preview";
 const PROPERTY = "sharp_preview";
+const STATE_PROPERTY = "sharp_viewer"; // background, quality and view (SplatViewer.getState)
+const VIEWS_WIDGET = "camera_views";   // Preview Gaussians' STRING input: JSON camera views
 const MIN_WIDTH = 320;
 const MIN_HEIGHT = 300;
 
@@ -40,7 +42,7 @@ function attachViewer(node) {
   // 1.58 reads the widget's own flag, not options.serialize: without it workflows saved there carry
   // an extra "" value for the viewer
   if (widget) widget.serialize = false;
-  const viewer = new SplatViewer(container);
+  const viewer = new SplatViewer(container, viewerOptions(node));
   node.sharpViewer = viewer;
   const release = () => {
     viewer.dispose();
@@ -63,6 +65,33 @@ function attachViewer(node) {
   return viewer;
 }
 
+// The viewer stores camera views in the node's `camera_views` widget (serialised with the workflow,
+// and an input, so a change re-runs the node) and its state in node.properties.
+function viewerOptions(node) {
+  const options = {
+    onStateChange: (state) => {
+      node.properties ??= {};
+      node.properties[STATE_PROPERTY] = state;
+      markWorkflowChanged();
+    },
+  };
+  if ((node.comfyClass ?? node.type) === PREVIEW_NODE) {
+    const widget = () => node.widgets?.find((w) => w.name === VIEWS_WIDGET);
+    options.cameraViews = {
+      get: () => String(widget()?.value ?? ""),
+      set: (text) => {
+        const views = widget();
+        if (!views) return;
+        views.value = text;
+        views.callback?.(text);
+        node.setDirtyCanvas?.(true, true);
+        markWorkflowChanged();
+      },
+    };
+  }
+  return options;
+}
+
 async function showEntry(node, entry) {
   const viewer = attachViewer(node);
   if (!viewer.supported) return;
@@ -75,7 +104,7 @@ async function showEntry(node, entry) {
         : `Could not load the preview (HTTP ${response.status}).`);
       return;
     }
-    await viewer.load(await response.arrayBuffer());
+    await viewer.loadStream(response); // draws a coarse picture first, the rest as it arrives
     node.setDirtyCanvas?.(true, false);
   } catch (err) {
     viewer.showMessage(`Could not show the preview: ${err.message ?? err}`);
@@ -134,6 +163,7 @@ app.registerExtension({
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function () {
       const result = onConfigure?.apply(this, arguments);
+      if (this.properties?.[STATE_PROPERTY]) attachViewer(this).applyState(this.properties[STATE_PROPERTY]);
       const entry = this.properties?.[PROPERTY];
       // Wait for the graph to finish loading before fetching.
       if (entry?.filename) setTimeout(() => showEntry(this, entry), 0);

@@ -5,7 +5,9 @@
 // Layout, little-endian:
 //   header, 128 bytes (version 2; version 1 files have only the first 64, and still load)
 //     0  "SHPV"            magic
-//     4  u32 version (2)   8  u32 splat count N   12 u32 flags (bit 0: camera-framed)
+//     4  u32 version (2)   8  u32 splat count N
+//     12 u32 flags (bit 0: camera-framed; bit 1: records most visible first, so a prefix is a
+//        coarse scene: what progressive loading and the quality cap draw)
 //     16 f32 focal length of the source image (pixels)
 //     20 u32 image width   24 u32 image height (pixels)
 //     28 f32 log_scale_min 32 f32 log_scale_max (natural log of metres)
@@ -32,12 +34,19 @@ export const PREVIEW_VERSION = 2;
 export const HEADER_BYTES = 128;
 export const HEADER_BYTES_V1 = 64;
 export const FLAG_CAMERA_FRAMED = 1;
+export const FLAG_VISIBILITY_ORDERED = 2;
 export const RECORD_BYTES = 16;
 export const ROT_RANGE = Math.SQRT1_2;
 export const ROT_LEVELS = 127;
 
-/** Read and check the header; throws an Error naming the problem on a bad file. */
-export function parseHeader(buffer) {
+// Largest file the viewer accepts: one RGBA32UI texel per splat in a 4096 x 4096 texture.
+export const MAX_PREVIEW_SPLATS = 4096 * 4096;
+
+/**
+ * Read and check the header; throws an Error naming the problem on a bad file. With
+ * `complete: false` the buffer may hold only the start of the file (at least the header).
+ */
+export function parseHeader(buffer, { complete = true } = {}) {
   if (!(buffer instanceof ArrayBuffer)) throw new TypeError("parseHeader needs an ArrayBuffer");
   if (buffer.byteLength < HEADER_BYTES_V1) {
     throw new Error(`preview file too short (${buffer.byteLength} bytes; the header alone is ${HEADER_BYTES})`);
@@ -49,8 +58,12 @@ export function parseHeader(buffer) {
   if (version !== 1 && version !== PREVIEW_VERSION) throw new Error(`preview file version ${version} is not supported`);
   const headerBytes = version === 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
   const count = v.getUint32(8, true);
+  if (count > MAX_PREVIEW_SPLATS) {
+    throw new Error(`preview file claims ${count} splats; the viewer shows at most ${MAX_PREVIEW_SPLATS} `
+      + "(lower max_splats on the node)");
+  }
   const expected = headerBytes + count * RECORD_BYTES;
-  if (buffer.byteLength !== expected) {
+  if (complete ? buffer.byteLength !== expected : buffer.byteLength < headerBytes || buffer.byteLength > expected) {
     throw new Error(`preview file has ${buffer.byteLength} bytes; ${count} splats need ${expected}`);
   }
   const f32 = (o) => v.getFloat32(o, true);
@@ -64,8 +77,10 @@ export function parseHeader(buffer) {
   return {
     version,
     headerBytes,
+    byteLength: expected,
     count,
     flags,
+    visibilityOrdered: (flags & FLAG_VISIBILITY_ORDERED) !== 0,
     focalPx: f32(16),
     imageWidth: v.getUint32(20, true),
     imageHeight: v.getUint32(24, true),
@@ -102,12 +117,15 @@ export function halfToFloat(h) {
   return halfTable[h & 0xffff];
 }
 
-/** Positions only, (N*3) Float32Array of metres: what the depth sort needs. */
-export function decodePositions(buffer, header = parseHeader(buffer)) {
+/**
+ * Positions only, (N*3) Float32Array of metres: what the depth sort needs. `from`/`to` decode
+ * splats [from, to) into `out` (default: all, into a new array) for a file still arriving.
+ */
+export function decodePositions(buffer, header = parseHeader(buffer), from = 0, to = header.count,
+  out = new Float32Array(header.count * 3)) {
   halfTable ??= buildHalfTable();
-  const words = recordWords(buffer, header);
-  const out = new Float32Array(header.count * 3);
-  for (let i = 0, w = 0, o = 0; i < header.count; i++, w += 4, o += 3) {
+  const words = new Uint32Array(buffer, header.headerBytes, header.count * 4);
+  for (let i = from, w = 4 * from, o = 3 * from; i < to; i++, w += 4, o += 3) {
     const w0 = words[w];
     out[o] = halfTable[w0 & 0xffff];
     out[o + 1] = halfTable[w0 >>> 16];
@@ -167,4 +185,70 @@ export function unpackQuaternion(bits, out = [0, 0, 0, 0]) {
   const norm = Math.hypot(out[0], out[1], out[2], out[3]);
   for (let k = 0; k < 4; k++) out[k] /= norm;
   return out;
+}
+
+/**
+ * Reassembles a preview file from the chunks a streaming fetch delivers. `push(bytes)` copies a
+ * Uint8Array chunk in; once the header has arrived, `header` is set and `buffer` is an ArrayBuffer
+ * of the whole file's size, of which the first `loadedSplats` records are complete. `finish()`
+ * checks that exactly the announced bytes arrived. Errors name the problem (bad header, too many
+ * or too few bytes); nothing is allocated beyond what the header announces, which is capped.
+ */
+export class PreviewAssembler {
+  constructor() {
+    this.header = null;
+    this.buffer = null;
+    this.bytes = null;
+    this.received = 0;
+    this.pending = new Uint8Array(0); // bytes before the header is complete
+  }
+
+  get loadedSplats() {
+    if (!this.header) return 0;
+    return Math.min(this.header.count,
+      Math.floor(Math.max(0, this.received - this.header.headerBytes) / RECORD_BYTES));
+  }
+
+  get complete() {
+    return !!this.header && this.received === this.header.byteLength;
+  }
+
+  push(chunk) {
+    if (!(chunk instanceof Uint8Array)) throw new TypeError("PreviewAssembler.push needs a Uint8Array");
+    if (!this.header) {
+      const joined = new Uint8Array(this.pending.length + chunk.length);
+      joined.set(this.pending);
+      joined.set(chunk, this.pending.length);
+      this.pending = joined;
+      if (joined.length < 8) return;
+      const version = new DataView(joined.buffer).getUint32(4, true);
+      const need = version === 1 ? HEADER_BYTES_V1 : HEADER_BYTES;
+      if (joined.length < need) return;
+      const header = parseHeader(joined.buffer.slice(0, Math.min(joined.length, need)), { complete: false });
+      if (joined.length > header.byteLength) this._overflow(joined.length, header);
+      this.header = header;
+      this.buffer = new ArrayBuffer(header.byteLength);
+      this.bytes = new Uint8Array(this.buffer);
+      this.bytes.set(joined);
+      this.received = joined.length;
+      this.pending = null;
+      return;
+    }
+    if (this.received + chunk.length > this.header.byteLength) this._overflow(this.received + chunk.length, this.header);
+    this.bytes.set(chunk, this.received);
+    this.received += chunk.length;
+  }
+
+  finish() {
+    if (!this.header) throw new Error(`preview file too short (${this.pending?.length ?? 0} bytes; the header alone is ${HEADER_BYTES})`);
+    if (!this.complete) {
+      throw new Error(`preview file has ${this.received} bytes; ${this.header.count} splats need ${this.header.byteLength}`);
+    }
+    return this.buffer;
+  }
+
+  _overflow(bytes, header) {
+    throw new Error(`preview file has more than ${header.byteLength} bytes (${bytes} so far); `
+      + `its header announces ${header.count} splats`);
+  }
 }

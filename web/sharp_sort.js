@@ -54,7 +54,9 @@ export function sortByDepth(positions, count, view, out, scratch) {
   return visible;
 }
 
-// Runs inside the worker. Messages in: {positions, count} once, then {id, view, out?}.
+// Runs inside the worker. Messages in: {positions, count} once (positions: the first splats, maybe
+// fewer than count, the rest arriving later),
+// {append (Float32Array), offset (splat index)} as a streamed file arrives, then {id, view, limit, out?}.
 // Messages out: {id, order (Uint32Array, transferred), visible, ms}.
 function sortWorkerMain() {
   let positions = null, count = 0;
@@ -62,15 +64,21 @@ function sortWorkerMain() {
   self.onmessage = (event) => {
     const msg = event.data;
     if (msg.positions) {
-      positions = msg.positions;
       count = msg.count;
+      positions = msg.positions.length === 3 * count ? msg.positions : new Float32Array(3 * count);
+      if (positions !== msg.positions) positions.set(msg.positions);
+      return;
+    }
+    if (msg.append) {
+      if (positions) positions.set(msg.append, 3 * msg.offset);
       return;
     }
     if (!positions) return;
+    const limit = Math.min(count, msg.limit ?? count);
     const order = msg.out && msg.out.length >= count ? msg.out : new Uint32Array(count);
     const start = performance.now();
     // eslint-disable-next-line no-undef
-    const visible = sortByDepth(positions, count, msg.view, order, scratch);
+    const visible = sortByDepth(positions, limit, msg.view, order, scratch);
     const ms = performance.now() - start;
     self.postMessage({ id: msg.id, order, visible, ms }, [order.buffer]);
   };
@@ -83,11 +91,14 @@ export function sortWorkerSource() {
 
 /**
  * Sorter used by the viewer: a Blob-URL Web Worker when the page allows one, else the same sort
- * on the main thread. `sort(view)` resolves to {order, visible, ms}; give `order` back with
+ * on the main thread. `positions` (count*3) may be filled progressively: pass `filled` (the splats
+ * written so far) and call `extend(from, to)` after writing splats [from, to) so the worker gets
+ * them too. `sort(view, limit)` orders the first
+ * `limit` splats (default all) and resolves to {order, visible, ms}; give `order` back with
  * `recycle(order)` once uploaded so the next sort reuses its memory.
  */
 export class DepthSorter {
-  constructor(positions, count, { useWorker = true } = {}) {
+  constructor(positions, count, { useWorker = true, filled = count } = {}) {
     this.count = count;
     this.positions = positions; // kept (the worker gets a copy) so a failed worker can be replaced
     this.scratch = {};
@@ -106,7 +117,8 @@ export class DepthSorter {
           e.preventDefault?.();
           this._fallBackToMainThread();
         };
-        this.worker.postMessage({ positions, count });
+        // only the splats already there: a streamed file sends the rest with extend()
+        this.worker.postMessage({ positions: filled >= count ? positions : positions.slice(0, 3 * filled), count });
       } catch {
         this.worker = null;
       }
@@ -117,23 +129,30 @@ export class DepthSorter {
     return this.worker !== null;
   }
 
-  sort(view) {
+  /** Send splats [from, to) of `positions` (written since construction) to the worker. */
+  extend(from, to) {
+    if (!this.worker || to <= from) return;
+    this.worker.postMessage({ append: this.positions.slice(3 * from, 3 * to), offset: from });
+  }
+
+  sort(view, limit = this.count) {
     const id = this.nextId++;
     const out = this.spare;
     this.spare = null;
-    if (!this.worker) return Promise.resolve(this._sortHere(view, out));
+    limit = Math.max(0, Math.min(this.count, limit));
+    if (!this.worker) return Promise.resolve(this._sortHere(view, out, limit));
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, view });
-      const msg = { id, view: Array.from(view), out };
+      this.pending.set(id, { resolve, reject, view, limit });
+      const msg = { id, view: Array.from(view), limit, out };
       this.worker.postMessage(msg, out ? [out.buffer] : []);
     });
   }
 
-  _sortHere(view, out) {
+  _sortHere(view, out, limit = this.count) {
     if (!this.positions) throw new Error("sorter disposed");
     const order = out && out.length >= this.count ? out : new Uint32Array(this.count);
     const start = performance.now();
-    const visible = sortByDepth(this.positions, this.count, view, order, this.scratch);
+    const visible = sortByDepth(this.positions, limit, view, order, this.scratch);
     return { order, visible, ms: performance.now() - start };
   }
 
@@ -143,7 +162,7 @@ export class DepthSorter {
     for (const [id, entry] of this.pending) {
       this.pending.delete(id);
       try {
-        entry.resolve(this._sortHere(entry.view, null));
+        entry.resolve(this._sortHere(entry.view, null, entry.limit));
       } catch (err) {
         entry.reject(err);
       }

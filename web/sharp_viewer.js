@@ -19,9 +19,13 @@
 //     early. Both only matter where splats nearly coincide in depth.
 
 import {
-  ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader, recordWords, srgbToLinear,
+  PreviewAssembler, ROT_LEVELS, ROT_RANGE, decodePositions, parseHeader, srgbToLinear,
 } from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
+import {
+  QUALITY_LEVELS, cameraViewDict, drawLimit, flyDelta, isFlyKey, nextCommit, readCameraViews, sanitizeState,
+  statsText, updateCameraViews,
+} from "./sharp_viewer_controls.js";
 
 const TEXTURE_WIDTH = 4096;
 const NEAR_M = 0.01;
@@ -258,12 +262,21 @@ export function initialCamera(header, width, height) {
 }
 
 /**
- * The viewer: builds a canvas, a stats label and two buttons inside `container`.
+ * The viewer: builds a canvas, a stats label and a toolbar inside `container`.
  * When WebGL2 is missing it shows a message there instead and every method does nothing.
+ *
+ * Controls: drag = orbit, right/middle/shift-drag = pan, wheel/pinch = zoom, WASD + Q/E = fly
+ * (shift: faster; click the view first), double-click = reset. Toolbar: reset, background,
+ * quality (caps the splats drawn to the most visible ones), fullscreen and, with
+ * `options.cameraViews`, "use view" / "+ key" / "clear" for the node's camera views.
  *
  * options: pixelRatio (default devicePixelRatio), background index into BACKGROUNDS,
  * dilation (px^2 added to projected covariances, default 0 like SHARP),
- * interactive (default true), onStats(text), useWorker (default true).
+ * interactive (default true), onStats(text), useWorker (default true),
+ * cameraViews ({get() -> JSON text, set(text)}: where "use view" stores views),
+ * onStateChange(state) (background, quality and view changed; see getState),
+ * onPicture({splats, total, ms}) (loadStream drew a picture: the first, coarse one and the last;
+ * the canvas can be read back during the call).
  */
 export class SplatViewer {
   constructor(container, options = {}) {
@@ -275,6 +288,14 @@ export class SplatViewer {
     this.buffer = null;
     this.sorter = null;
     this.visible = 0;
+    this.committed = 0;        // splats uploaded (a prefix of the file while it streams in)
+    this.sortedLimit = 0;      // the prefix the current order covers
+    this.positions = null;
+    this.qualityIndex = 0;
+    this.savedOrbit = null;    // a view to open at instead of the file's (restored state)
+    this.timing = null;        // {firstPictureMs, firstSplats, completeMs} of the last load
+    this.flyKeys = new Set();
+    this.streamToken = null;
     this.explicitCamera = null;
     this.orbit = initialOrbit(null);
     this.sortedView = null;
@@ -291,6 +312,8 @@ export class SplatViewer {
       position: "relative", width: "100%", height: "100%", overflow: "hidden",
       background: "#000", touchAction: "none", userSelect: "none",
     });
+    this.root.tabIndex = 0; // focusable, for the fly keys
+    this.root.style.outline = "none";
     container.appendChild(this.root);
     this.canvas = document.createElement("canvas");
     Object.assign(this.canvas.style, { width: "100%", height: "100%", display: "block" });
@@ -332,6 +355,7 @@ export class SplatViewer {
       this.resizeObserver.observe(this.root);
     }
     this.resize();
+    this._warmUp();
   }
 
   // -- public API --------------------------------------------------------------------------------
@@ -339,19 +363,121 @@ export class SplatViewer {
   /** Show a scene from preview-file bytes; resolves after the first sorted frame is drawn. */
   async load(arrayBuffer) {
     if (!this.supported || this.disposed) return;
+    const start = performance.now();
+    this.streamToken = null;
     const header = parseHeader(arrayBuffer);
-    this.sorter?.dispose();
-    this.header = header;
-    this.buffer = arrayBuffer;
-    this.visible = 0;
-    this.sortedView = null;
-    this.sortInFlight = false;
-    this._uploadSplats();
-    this.sorter = new DepthSorter(decodePositions(arrayBuffer, header), header.count,
-      { useWorker: this.options.useWorker !== false });
-    this.resetView();
-    this.showMessage("");
+    this._begin(header, arrayBuffer);
+    this._commit(header.count);
     await this.sortNow();
+    const ms = performance.now() - start;
+    this.timing = { firstPictureMs: ms, firstSplats: header.count, completeMs: ms };
+  }
+
+  /**
+   * Show a scene while it downloads: `source` is a fetch Response (or its ReadableStream body).
+   * Files are stored most visible first, so the first FIRST_PICTURE_SPLATS records already make a
+   * coarse picture; more is drawn at each doubling, all of it once the file is complete.
+   * Resolves after the complete scene is drawn; `timing` then holds firstPictureMs (from this
+   * call, the response having arrived, to the first picture on the GPU), firstSplats and completeMs.
+   */
+  async loadStream(source) {
+    if (!this.supported || this.disposed) return;
+    const start = performance.now();
+    const token = {};
+    this.streamToken = token;
+    const reader = (source.body ?? source).getReader();
+    const assembler = new PreviewAssembler();
+    const timing = { firstPictureMs: null, firstSplats: 0, completeMs: null };
+    const stale = () => this.disposed || this.streamToken !== token;
+    const picture = async () => {
+      await this.sortNow();
+      if (stale()) return;
+      this._finishGPU();
+      const ms = performance.now() - start;
+      if (timing.firstPictureMs === null) {
+        timing.firstPictureMs = ms;
+        timing.firstSplats = this.sortedLimit;
+      }
+      this.options.onPicture?.({ splats: this.sortedLimit, total: this.header.count, ms });
+    };
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (stale()) {
+        reader.cancel().catch(() => {});
+        return;
+      }
+      if (done) break;
+      assembler.push(value);
+      if (!assembler.header) continue;
+      if (this.header !== assembler.header) this._begin(assembler.header, assembler.buffer);
+      const n = nextCommit(assembler.loadedSplats, this.committed, assembler.header.count, false);
+      if (!n) continue;
+      this._commit(n);
+      if (timing.firstPictureMs === null) await picture();
+      else this.requestDraw();
+      if (stale()) return;
+    }
+    assembler.finish();
+    if (this.header !== assembler.header) this._begin(assembler.header, assembler.buffer);
+    this._commit(assembler.header.count);
+    await picture();
+    if (stale()) return;
+    timing.completeMs = performance.now() - start;
+    this.timing = timing;
+    this.streamToken = null;
+  }
+
+  /** The current camera as a view dict for SHARP Render (see sharp_core.camera_from_view). */
+  cameraView() {
+    return cameraViewDict(this.currentView(), this.canvas.width, this.canvas.height);
+  }
+
+  /**
+   * "use" (keep only the current view), "add" (append it as a key view) or "clear", applied to
+   * `options.cameraViews`; returns the new number of stored views.
+   */
+  storeView(action) {
+    const store = this.options.cameraViews;
+    if (!store) return 0;
+    const text = updateCameraViews(store.get() ?? "", action, action === "clear" ? null : this.cameraView());
+    store.set(text);
+    this._showViewCount();
+    return readCameraViews(text).length;
+  }
+
+  /** Splats drawn at most: all, or the quality level's cap (the first, most visible ones). */
+  setQuality(index) {
+    this.qualityIndex = Math.max(0, Math.min(QUALITY_LEVELS.length - 1, index | 0));
+    if (this.qualityButton) this.qualityButton.textContent = `Q ${QUALITY_LEVELS[this.qualityIndex].label}`;
+    this.requestDraw();
+  }
+
+  /** {background, quality, orbit}: what the node keeps so a reloaded workflow looks the same. */
+  getState() {
+    const o = this.savedOrbit;
+    return {
+      background: this.backgroundIndex, quality: this.qualityIndex,
+      orbit: o ? { focus: [...o.focus], distance: o.distance, yaw: o.yaw, pitch: o.pitch, basis: [...o.basis] } : null,
+    };
+  }
+
+  /** Restore getState()'s result (checked; bad fields are ignored). */
+  applyState(state) {
+    const s = sanitizeState(state, BACKGROUNDS.length);
+    this.backgroundIndex = s.background;
+    this.setQuality(s.quality);
+    this.savedOrbit = s.orbit;
+    if (s.orbit && this.header) {
+      this.explicitCamera = null;
+      this.orbit = { ...s.orbit, focus: [...s.orbit.focus], basis: [...s.orbit.basis] };
+    }
+    this.requestDraw();
+  }
+
+  toggleFullscreen() {
+    const doc = globalThis.document;
+    if (doc?.fullscreenElement === this.root) doc.exitFullscreen?.();
+    else this.root.requestFullscreen?.()?.catch?.(() => {});
   }
 
   /** Fixed camera: {fx, fy, cx, cy} in pixels of the canvas and worldToCamera (16, row-major, OpenCV). */
@@ -367,11 +493,14 @@ export class SplatViewer {
   resetView() {
     this.explicitCamera = null;
     this.orbit = initialOrbit(this.header);
+    this.savedOrbit = null;
+    this._stateChanged();
     this.requestDraw();
   }
 
   toggleBackground() {
     this.backgroundIndex = (this.backgroundIndex + 1) % BACKGROUNDS.length;
+    this._stateChanged();
     this.requestDraw();
   }
 
@@ -392,15 +521,16 @@ export class SplatViewer {
     const sorter = this.sorter;
     if (!sorter) return;
     const view = this.currentView();
+    const limit = this._drawLimit();
     let result;
     try {
-      result = await sorter.sort(this._depthRow(view.worldToCamera));
+      result = await sorter.sort(this._depthRow(view.worldToCamera), limit);
     } catch (err) {
       if (sorter !== this.sorter || this.disposed) return; // replaced by a newer load, or closed
       throw err;
     }
     if (sorter !== this.sorter || this.disposed) return;
-    this._acceptSort(result, view);
+    this._acceptSort(result, view, limit);
     this.draw();
   }
 
@@ -412,7 +542,7 @@ export class SplatViewer {
   }
 
   /** Draw one frame with the latest sort (does not wait for a new one). */
-  draw() {
+  draw({ countFrame = true } = {}) {
     if (!this.supported || this.disposed || !this.gl || this.gl.isContextLost()) return;
     const gl = this.gl;
     const view = this.currentView();
@@ -455,6 +585,10 @@ export class SplatViewer {
     gl.bindVertexArray(this.emptyVao);
     gl.drawArrays(gl.TRIANGLES, 0, 3);
     gl.bindVertexArray(null);
+    if (this.frameFence) gl.deleteSync(this.frameFence);
+    this.frameFence = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+    gl.flush();
+    if (!countFrame) return;
     this._countFrame(start);
     this._maybeResort(view);
   }
@@ -465,8 +599,20 @@ export class SplatViewer {
     const raf = globalThis.requestAnimationFrame ?? ((fn) => setTimeout(fn, 16));
     this.raf = raf(() => {
       this.raf = 0;
-      this.draw();
+      if (this._gpuBusy()) this.requestDraw();
+      else this.draw();
     });
+  }
+
+  // Whether the GPU is still on the last frame: new frames wait for it rather than queue up
+  // behind it (a slow GPU would otherwise lag further behind the pointer with every frame).
+  _gpuBusy() {
+    const gl = this.gl, fence = this.frameFence;
+    if (!fence || !gl || gl.isContextLost()) return false;
+    if (gl.getSyncParameter(fence, gl.SYNC_STATUS) !== gl.SIGNALED) return true;
+    gl.deleteSync(fence);
+    this.frameFence = null;
+    return false;
   }
 
   /** The canvas as RGBA bytes, rows top to bottom; call right after draw(). */
@@ -493,7 +639,12 @@ export class SplatViewer {
     if (this.disposed) return;
     this.disposed = true;
     if (this.raf) (globalThis.cancelAnimationFrame ?? clearTimeout)(this.raf);
+    if (this.flyRaf) (globalThis.cancelAnimationFrame ?? clearTimeout)(this.flyRaf);
     this.raf = 0;
+    this.flyRaf = 0;
+    this.flyKeys.clear();
+    clearTimeout(this.stateTimer);
+    this.streamToken = null;
     this.sorter?.dispose();
     this.sorter = null;
     this.resizeObserver?.disconnect();
@@ -501,6 +652,8 @@ export class SplatViewer {
     this._listeners = [];
     const gl = this.gl;
     if (gl && !gl.isContextLost()) {
+      if (this.frameFence) gl.deleteSync(this.frameFence);
+      this.frameFence = null;
       this._deleteGL();
       gl.getExtension("WEBGL_lose_context")?.loseContext();
     }
@@ -523,22 +676,108 @@ export class SplatViewer {
     this.accum = null;
   }
 
-  _uploadSplats() {
-    const gl = this.gl, n = this.header.count;
-    const rows = Math.max(1, Math.ceil(n / TEXTURE_WIDTH));
-    const padded = new Uint32Array(TEXTURE_WIDTH * rows * 4);
-    padded.set(recordWords(this.buffer, this.header));
-    if (this.splatTexture) gl.deleteTexture(this.splatTexture);
-    this.splatTexture = gl.createTexture();
+  // A new scene: textures sized for the whole file, nothing uploaded yet (see _commit).
+  _begin(header, buffer) {
+    this.sorter?.dispose();
+    this.sorter = null;
+    this.header = header;
+    this.buffer = buffer;
+    this.positions = new Float32Array(header.count * 3);
+    // the worker starts while the first records arrive; commits send it their positions
+    this.sorter = new DepthSorter(this.positions, header.count, { useWorker: this.options.useWorker !== false, filled: 0 });
+    this.committed = 0;
+    this.visible = 0;
+    this.sortedLimit = 0;
+    this.sortedView = null;
+    this.sortInFlight = false;
+    this._allocSplatTextures();
+    this.explicitCamera = null;
+    this.orbit = this.savedOrbit
+      ? { ...this.savedOrbit, focus: [...this.savedOrbit.focus], basis: [...this.savedOrbit.basis] }
+      : initialOrbit(header);
+    this.showMessage("");
+  }
+
+  // Make splats [committed, n) drawable: decode their positions for the sort, upload their records.
+  _commit(n) {
+    const from = this.committed;
+    n = Math.min(n, this.header.count);
+    if (n <= from) return;
+    decodePositions(this.buffer, this.header, from, n, this.positions);
+    this._uploadRows(from, n);
+    this.sorter.extend(from, n);
+    this.committed = n;
+  }
+
+  _allocSplatTextures() {
+    const gl = this.gl;
+    const rows = Math.max(1, Math.ceil(this.header.count / TEXTURE_WIDTH));
+    for (const t of [this.splatTexture, this.orderTexture]) if (t) gl.deleteTexture(t);
+    const texture = (format) => {
+      const t = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, t);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, format, TEXTURE_WIDTH, rows);
+      for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+      return t;
+    };
+    this.splatTexture = texture(gl.RGBA32UI);
+    this.orderTexture = texture(gl.R32UI);
+  }
+
+  // Upload records [from, to) (from at a row start) into the splat texture, one texel each.
+  _uploadRows(from, to) {
+    const gl = this.gl;
+    const words = new Uint32Array(this.buffer, this.header.headerBytes, this.header.count * 4);
+    const row0 = Math.floor(from / TEXTURE_WIDTH), fullTo = Math.floor(to / TEXTURE_WIDTH);
     gl.bindTexture(gl.TEXTURE_2D, this.splatTexture);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 4);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32UI, TEXTURE_WIDTH, rows, 0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, padded);
-    for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
-    if (this.orderTexture) gl.deleteTexture(this.orderTexture);
-    this.orderTexture = gl.createTexture();
+    if (fullTo > row0) {
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, row0, TEXTURE_WIDTH, fullTo - row0, gl.RGBA_INTEGER, gl.UNSIGNED_INT,
+        words.subarray(row0 * TEXTURE_WIDTH * 4, fullTo * TEXTURE_WIDTH * 4));
+    }
+    const rest = to - fullTo * TEXTURE_WIDTH;
+    if (rest > 0 && fullTo >= row0) {
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, fullTo, rest, 1, gl.RGBA_INTEGER, gl.UNSIGNED_INT,
+        words.subarray(fullTo * TEXTURE_WIDTH * 4, to * 4));
+    }
+  }
+
+  // Draw one splat off screen now, so that software GL (SwiftShader) compiles the shaders before a
+  // file arrives rather than in the middle of the first picture.
+  _warmUp() {
+    const gl = this.gl;
+    const header = { count: 1, headerBytes: 0, logScaleMin: -5, logScaleMax: -4 };
+    // one opaque splat 1 m ahead of an identity camera: x = y = 0, z = 1.0 (half 0x3c00)
+    const record = new Uint32Array([0, 0x3c00, 0xff808080, 0]);
+    const saved = [this.header, this.buffer, this.visible];
+    this.header = header;
+    this.buffer = record.buffer;
+    this._allocSplatTextures();
+    this._uploadRows(0, 1);
     gl.bindTexture(gl.TEXTURE_2D, this.orderTexture);
-    gl.texStorage2D(gl.TEXTURE_2D, 1, gl.R32UI, TEXTURE_WIDTH, rows);
-    for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 1, 1, gl.RED_INTEGER, gl.UNSIGNED_INT, new Uint32Array([0]));
+    this.visible = 1;
+    const camera = this.explicitCamera;
+    this.explicitCamera = { fx: 100, fy: 100, cx: 50, cy: 50, worldToCamera: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] };
+    try {
+      this.draw({ countFrame: false });
+    } finally {
+      this.explicitCamera = camera;
+      [this.header, this.buffer, this.visible] = saved;
+      for (const t of [this.splatTexture, this.orderTexture]) gl.deleteTexture(t);
+      this.splatTexture = null;
+      this.orderTexture = null;
+    }
+  }
+
+  _drawLimit() {
+    return drawLimit(this.committed, this.qualityIndex);
+  }
+
+  // Wait until the GPU has drawn the last frame (a one-pixel read), for the load timings.
+  _finishGPU() {
+    const gl = this.gl;
+    if (gl && !gl.isContextLost()) gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
   }
 
   _allocAccum() {
@@ -581,6 +820,7 @@ export class SplatViewer {
   }
 
   _contextLost() {
+    this.frameFence = null;
     this.accum = null;
     this.splatTexture = null;
     this.orderTexture = null;
@@ -592,7 +832,8 @@ export class SplatViewer {
     this._initGL();
     this._allocAccum();
     if (this.buffer) {
-      this._uploadSplats();
+      this._allocSplatTextures();
+      this._uploadRows(0, this.committed);
       this.sortedView = null;
       this.visible = 0;
       this.sortNow();
@@ -606,7 +847,7 @@ export class SplatViewer {
     return [m[8], m[9], m[10], m[11], NEAR_M];
   }
 
-  _acceptSort({ order, visible, ms }, view) {
+  _acceptSort({ order, visible, ms }, view, limit) {
     if (this.disposed || !this.gl) return;
     const gl = this.gl;
     const fullRows = Math.floor(visible / TEXTURE_WIDTH), rest = visible - fullRows * TEXTURE_WIDTH;
@@ -621,27 +862,30 @@ export class SplatViewer {
         order.subarray(fullRows * TEXTURE_WIDTH, visible));
     }
     this.visible = visible;
+    this.sortedLimit = limit;
     this.sortedView = this._depthRow(view.worldToCamera);
     this.lastSortMs = ms;
     this.sorter?.recycle(order);
   }
 
-  // Re-sort only when the depth axis turned by more than ~0.3 degrees or the camera moved along it.
+  // Re-sort when more splats are to be drawn (streaming, quality), or when the depth axis turned
+  // by more than ~0.3 degrees or the camera moved along it.
   _maybeResort(view) {
     if (!this.sorter || this.sortInFlight) return;
     const row = this._depthRow(view.worldToCamera);
     const old = this.sortedView;
     const scale = Math.max(this.orbit?.distance ?? 1, 1e-3);
-    if (old) {
+    const limit = this._drawLimit();
+    if (old && limit === this.sortedLimit) {
       const turn = Math.hypot(row[0] - old[0], row[1] - old[1], row[2] - old[2]);
       if (turn < 0.005 && Math.abs(row[3] - old[3]) < 0.005 * scale) return;
     }
     const sorter = this.sorter;
     this.sortInFlight = true;
-    sorter.sort(row).then((result) => {
+    sorter.sort(row, limit).then((result) => {
       if (sorter !== this.sorter) return;
       this.sortInFlight = false;
-      this._acceptSort(result, view);
+      this._acceptSort(result, view, limit);
       this.requestDraw();
     }, () => {
       if (sorter === this.sorter) this.sortInFlight = false;
@@ -666,10 +910,12 @@ export class SplatViewer {
     while (this.frameTimes.length && now - this.frameTimes[0] > 1000) this.frameTimes.shift();
     const fps = this.frameTimes.length > 1
       ? (this.frameTimes.length - 1) * 1000 / (now - this.frameTimes[0]) : 0;
-    const n = this.header?.count ?? 0;
-    const text = `${n.toLocaleString("en-US")} splats` + (fps ? ` · ${fps.toFixed(0)} fps` : "")
-      + ` · draw ${(now - start).toFixed(1)} ms · sort ${this.lastSortMs.toFixed(0)} ms`;
+    this.fps = fps;
+    const total = this.header?.count ?? 0;
+    const text = statsText({ drawn: this.sortedLimit, total, fps, bytes: this.header?.byteLength ?? 0,
+      loaded: this.committed });
     this.label.textContent = text;
+    this.label.title = `draw ${(now - start).toFixed(1)} ms (CPU side) · sort ${this.lastSortMs.toFixed(0)} ms`;
     this.options.onStats?.(text);
   }
 
@@ -686,10 +932,62 @@ export class SplatViewer {
       });
       this._listen(b, "click", (e) => { e.stopPropagation(); fn(); });
       bar.appendChild(b);
+      return b;
     };
+    if (this.options.cameraViews) {
+      button("use view", "Store this view on the node: SHARP Render's `camera` input renders exactly this shot",
+        () => this.storeView("use"));
+      button("+ key", "Add this view as a key view of a camera path (SHARP Render interpolates them)",
+        () => this.storeView("add"));
+      this.clearButton = button("clear", "Forget the stored views", () => this.storeView("clear"));
+    }
     button("⟲", "Reset view (or double-click)", () => this.resetView());
     button("◐", "Background: black / white / grey", () => this.toggleBackground());
+    this.qualityButton = button("Q full", "Quality: splats drawn at most, the most visible first (faster on "
+      + "small GPUs)", () => {
+      this.setQuality((this.qualityIndex + 1) % QUALITY_LEVELS.length);
+      this._stateChanged();
+    });
+    button("⛶", "Fullscreen", () => this.toggleFullscreen());
     this.root.appendChild(bar);
+    this.setQuality(this.qualityIndex);
+    this._showViewCount();
+  }
+
+  _showViewCount() {
+    if (!this.clearButton) return;
+    const n = readCameraViews(this.options.cameraViews.get() ?? "").length;
+    this.clearButton.textContent = n ? `clear (${n})` : "clear";
+  }
+
+  // Remember the view (and background, quality) a moment after the user stops changing it.
+  _stateChanged() {
+    if (this.disposed) return;
+    clearTimeout(this.stateTimer);
+    this.stateTimer = setTimeout(() => {
+      if (!this.disposed) this.options.onStateChange?.(this.getState());
+    }, 300);
+  }
+
+  _cameraMoved() {
+    if (!this.orbit) return;
+    this.savedOrbit = { ...this.orbit, focus: [...this.orbit.focus], basis: [...this.orbit.basis] };
+    this._stateChanged();
+  }
+
+  // Keyboard fly: move while keys are held, one step per animation frame.
+  _flyTick(now) {
+    this.flyRaf = 0;
+    if (this.disposed || !this.flyKeys.size || !this.orbit) return;
+    const seconds = Math.min(0.1, Math.max(0, (now - (this.flyLast ?? now)) / 1000));
+    this.flyLast = now;
+    const view = this.currentView();
+    const delta = flyDelta(this.flyKeys, view.worldToCamera, this.orbit.distance, seconds, this.flyFast);
+    for (let i = 0; i < 3; i++) this.orbit.focus[i] += delta[i];
+    this._cameraMoved();
+    if (!this._gpuBusy()) this.draw();
+    this.flyRaf = (globalThis.requestAnimationFrame ?? ((fn) => setTimeout(() => fn(performance.now()), 16)))(
+      (t) => this._flyTick(t));
   }
 
   _listen(target, type, fn, opts) {
@@ -712,6 +1010,7 @@ export class SplatViewer {
     }
     this._listen(el, "contextmenu", (e) => e.preventDefault());
     this._listen(el, "pointerdown", (e) => {
+      this.root.focus?.({ preventScroll: true });
       el.setPointerCapture?.(e.pointerId);
       pointers.set(e.pointerId, { x: e.clientX, y: e.clientY, button: e.button, shift: e.shiftKey });
       pinch = null;
@@ -719,7 +1018,7 @@ export class SplatViewer {
       e.preventDefault();
     });
     const release = (e) => {
-      pointers.delete(e.pointerId);
+      if (pointers.delete(e.pointerId)) this._cameraMoved();
       pinch = null;
     };
     this._listen(el, "pointerup", release);
@@ -753,9 +1052,31 @@ export class SplatViewer {
       if (!this.orbit) return;
       this._takeOverCamera();
       this._zoom(Math.exp(Math.sign(e.deltaY) * Math.min(Math.abs(e.deltaY), 200) * 0.0015));
+      this._cameraMoved();
       this.requestDraw();
     }, { passive: false });
     this._listen(el, "dblclick", () => this.resetView());
+    // Fly keys stay here (ComfyUI's shortcuts, e.g. W and Q for its sidebars, listen on the
+    // window); others, such as Ctrl+S, go on to it.
+    this._listen(this.root, "keydown", (e) => {
+      this.flyFast = e.shiftKey;
+      if (!isFlyKey(e.code) || e.ctrlKey || e.metaKey || e.altKey) return;
+      e.stopPropagation();
+      e.preventDefault();
+      this._takeOverCamera();
+      this.flyKeys.add(e.code);
+      if (!this.flyRaf) {
+        this.flyLast = performance.now();
+        this.flyRaf = (globalThis.requestAnimationFrame ?? ((fn) => setTimeout(() => fn(performance.now()), 16)))(
+          (t) => this._flyTick(t));
+      }
+    });
+    this._listen(this.root, "keyup", (e) => {
+      if (isFlyKey(e.code)) e.stopPropagation();
+      this.flyFast = e.shiftKey;
+      this.flyKeys.delete(e.code);
+    });
+    this._listen(this.root, "blur", () => this.flyKeys.clear());
   }
 
   _zoom(factor) {
