@@ -9,7 +9,7 @@ No public function shares its module's name (`predict` lives in `prediction`, `r
 from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
-from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
+from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, ArchitectureUnknown, load_model, resolve_dtype
 from .edit import (
     OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter, rotation_from_euler_deg, stack_scenes, transform,
 )
@@ -31,7 +31,7 @@ from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_ch
 __all__ = [
     "COLOR_MODES", "DEFAULT_EDGE_THRESHOLD", "DEPTH_SOURCES", "MESH_FORMATS", "TriangleMesh", "depth_to_mesh",
     "mesh_files", "project_points", "save_mesh", "scene_mesh", "unproject_pixels", "y_up_vertices",
-    "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
+    "ArchitectureUnknown", "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
     "FORMATS", "Gaussians", "HF_REPO", "MIN_IMAGE_SIDE", "OPENCV_TO_Y_UP", "PREVIEW_MAX_SPLATS", "RenderResult",
     "SharpModel", "SplatFormat", "TRAJECTORY_KINDS", "camera_from_view", "camera_path", "check_images", "crop",
     "decimate", "default_checkpoint_dir", "download_checkpoint", "drop_transparent", "focal_mm_from_exif",

@@ -75,6 +75,16 @@ def test_wrong_checkpoint(comfy_base):
         Loader().load("sd15.safetensors", "auto", False)
 
 
+def test_checkpoint_without_description_says_how_to_describe_it(comfy_base):
+    sharp_dir = comfy_base / "models" / "sharp"
+    (sharp_dir / "mine.safetensors").write_bytes((sharp_dir / TINY_NAME).read_bytes())  # no config beside it
+    with pytest.raises(RuntimeError) as err:
+        Loader().load("mine.safetensors", "auto", False)
+    message = str(err.value)
+    assert "mine.safetensors" in message and "vit.num_heads" in message and "config.json" in message
+    assert "download" not in message  # the file is fine: no advice to fetch it again
+
+
 # -- images and focal lengths -----------------------------------------------------------------------
 @pytest.fixture
 def model(comfy_base):

@@ -63,7 +63,7 @@ class SharpModel(nn.Module):
         self.prediction_head = PredictionHead(cfg.gaussian_feature_dim, cfg.num_layers)
         if with_training_parts:
             self.depth_alignment = _Holder(
-                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps))
+                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps, cfg.alignment_norm_groups))
 
     @property
     def internal_resolution(self) -> int:
