@@ -21,7 +21,8 @@ from .mesh import (
 )
 from .mesh_io import COLOR_MODES, MESH_FORMATS, mesh_files, save_mesh, y_up_vertices
 from .network import SharpModel
-from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict
+from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict, prediction_steps
+from .progress import ProgressCallback, TqdmProgress
 from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
 from .preview_file import read_preview, write_preview
 from .rendering import RenderResult, render, render_many
@@ -36,7 +37,7 @@ __all__ = [
     "SharpModel", "SplatFormat", "TRAJECTORY_KINDS", "camera_from_view", "camera_path", "check_images", "crop",
     "decimate", "default_checkpoint_dir", "download_checkpoint", "drop_transparent", "focal_mm_from_exif",
     "focal_px_from_mm", "format_for_path", "keyframe_trajectory", "load_gaussians", "load_image", "load_model",
-    "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "read_preview", "recenter", "render", "render_many",
+    "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "prediction_steps", "ProgressCallback", "TqdmProgress", "read_preview", "recenter", "render", "render_many",
     "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
     "transform", "view_from_camera", "write_preview",
 ]
