@@ -32,12 +32,14 @@ from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_ch
 __all__ = [
     "COLOR_MODES", "DEFAULT_EDGE_THRESHOLD", "DEPTH_SOURCES", "MESH_FORMATS", "TriangleMesh", "depth_to_mesh",
     "mesh_files", "project_points", "save_mesh", "scene_mesh", "unproject_pixels", "y_up_vertices",
-    "ArchitectureUnknown", "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
+    "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",
     "FORMATS", "Gaussians", "HF_REPO", "MIN_IMAGE_SIDE", "OPENCV_TO_Y_UP", "PREVIEW_MAX_SPLATS", "RenderResult",
     "SharpModel", "SplatFormat", "TRAJECTORY_KINDS", "camera_from_view", "camera_path", "check_images", "crop",
     "decimate", "default_checkpoint_dir", "download_checkpoint", "drop_transparent", "focal_mm_from_exif",
     "focal_px_from_mm", "format_for_path", "keyframe_trajectory", "load_gaussians", "load_image", "load_model",
-    "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "prediction_steps", "ProgressCallback", "TqdmProgress", "read_preview", "recenter", "render", "render_many",
+    "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "read_preview", "recenter", "render", "render_many",
     "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
     "transform", "view_from_camera", "write_preview",
 ]
+# Checkpoint descriptions and progress inside one prediction.
+__all__ += ["ArchitectureUnknown", "ProgressCallback", "TqdmProgress", "prediction_steps"]

@@ -19,8 +19,9 @@ from .network.config import (
     describe_config, has_training_parts,
 )
 
-__all__ = ["ArchitectureUnknown", "load_model", "read_state_dict", "read_description", "check_state_dict", "convert_checkpoint",
-           "resolve_dtype", "description_files", "DTYPES", "CHECKPOINT_SUFFIXES", "DESCRIPTION_KEY"]
+__all__ = ["ArchitectureUnknown", "load_model", "read_state_dict", "read_description", "check_state_dict",
+           "convert_checkpoint", "resolve_dtype", "description_files", "DTYPES", "CHECKPOINT_SUFFIXES",
+           "DESCRIPTION_KEY"]
 
 # The names users pick (node widget, CLI) first; the long torch spellings are accepted too.
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,

@@ -175,7 +175,8 @@ def describe_config(cfg: SharpConfig, with_alignment: bool = True) -> dict:
     """The description of `cfg` in the reference's JSON layout: every value shapes cannot tell, plus
     the ViT widths and depths they are checked against."""
     out = {
-        "vit": {"embed_dim": cfg.patch_vit.embed_dim, "depth": cfg.patch_vit.depth, "num_heads": cfg.patch_vit.num_heads},
+        "vit": {"embed_dim": cfg.patch_vit.embed_dim, "depth": cfg.patch_vit.depth,
+                "num_heads": cfg.patch_vit.num_heads},
         "image_vit": {"embed_dim": cfg.image_vit.embed_dim, "depth": cfg.image_vit.depth,
                       "num_heads": cfg.image_vit.num_heads},
         "patch_encoder_hook_blocks": list(cfg.hook_blocks),

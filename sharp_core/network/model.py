@@ -65,7 +65,8 @@ class SharpModel(nn.Module):
         self.prediction_head = PredictionHead(cfg.gaussian_feature_dim, cfg.num_layers)
         if with_training_parts:
             self.depth_alignment = _Holder(
-                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps, cfg.alignment_norm_groups))
+                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps,
+                                                        cfg.alignment_norm_groups))
 
     @property
     def internal_resolution(self) -> int:
