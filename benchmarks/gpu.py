@@ -79,8 +79,10 @@ def random_model(device: torch.device, dtype: torch.dtype, quick: bool):
     return model.to(dtype).eval().requires_grad_(False)
 
 
-def peak_memory_gb(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+def peak_memory(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "peak VRAM n/a (CPU)"
+    return f"peak VRAM {torch.cuda.max_memory_allocated(device) / 2**30:6.2f} GB"
 
 
 def reset_peak(device: torch.device) -> None:
@@ -127,7 +129,7 @@ def bench_predict(device: torch.device, dtypes: list[str], quick: bool, repeats:
             print(f"  predict {name}: failed ({str(exc).splitlines()[0]})")
             del model
             continue
-        peak = peak_memory_gb(device)
+        peak = peak_memory(device)
         overhead = "callback overhead: skipped in a quick run"
         if not quick:
             with_cb, _ = timed(lambda: sharp_core.predict(model, image, focal_mm=30.0, progress=lambda *a: None),
@@ -135,7 +137,7 @@ def bench_predict(device: torch.device, dtypes: list[str], quick: bool, repeats:
             overhead = (f"with a no-op progress callback {with_cb * 1000:8.1f} ms "
                         f"({(with_cb / seconds - 1) * 100:+.2f} %)")
         split = stage_split(model, image, device)
-        print(f"  predict {name}: {seconds * 1000:8.1f} ms  peak VRAM {peak:6.2f} GB  {overhead}")
+        print(f"  predict {name}: {seconds * 1000:8.1f} ms  {peak}  {overhead}")
         print("    stages (synchronised at each boundary): "
               + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in split.items()))
         results[name] = (scene, seconds)
@@ -194,7 +196,7 @@ def bench_render(device: torch.device, quick: bool, repeats: int) -> None:
                                     device, repeats)
             images[backend] = result.color.float()
             print(f"  render {backend:6s} {width} x {height} ({scene.num_gaussians:,} splats): "
-                  f"{seconds * 1000:8.2f} ms/frame  peak VRAM {peak_memory_gb(device):.2f} GB")
+                  f"{seconds * 1000:8.2f} ms/frame  {peak_memory(device)}")
         if len(images) == 2:
             diff = (images["gsplat"] - images["torch"]).abs()
             mse = float((diff**2).mean())
