@@ -12,7 +12,9 @@ import comfy.model_patcher
 import folder_paths
 import torch
 
-from ..sharp_core import CHECKPOINT_NAME, CHECKPOINT_SUFFIXES, DTYPES, HF_REPO, download_checkpoint, load_model
+from ..sharp_core import (
+    CHECKPOINT_NAME, CHECKPOINT_SUFFIXES, DTYPES, HF_REPO, ArchitectureUnknown, download_checkpoint, load_model,
+)
 from .common import CATEGORY, MODEL
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,8 @@ class SharpModelLoader:
         weight_dtype = auto_dtype(load_device) if dtype == "auto" else DTYPES[dtype]
         try:
             net = load_model(path, device=offload_device, dtype=weight_dtype)
+        except ArchitectureUnknown as exc:  # the file is fine: its description is missing
+            raise RuntimeError(f"SHARP: {exc}") from None
         except Exception as exc:
             raise RuntimeError(
                 f"Could not load the SHARP checkpoint {path}: {exc}. The file may be incomplete or not a SHARP "

@@ -8,7 +8,7 @@ import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from ..sharp_core import check_images, predict, stack_scenes
+from ..sharp_core import check_images, predict, prediction_steps, stack_scenes
 from .common import CATEGORY, GAUSSIANS, MODEL, depth_to_image
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,17 @@ def focal_arguments(focal_length: float, focal_unit: str, wired_focal_mm: float 
     if unit == FOCAL_UNITS[1]:
         return {"focal_px": value}
     raise ValueError(f"Unknown focal_unit '{unit}': choose one of {', '.join(FOCAL_UNITS)}.")
+
+
+def stage_progress(bar, offset: int):
+    """`sharp_core.predict`'s progress callback on ComfyUI's bar (the image's first step at `offset`),
+    pressing Cancel between stages. No tensor is touched: no device sync."""
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar.update_absolute(offset + done)
+        mm.throw_exception_if_processing_interrupted()
+
+    return report
 
 
 class SharpPredict:
@@ -85,13 +96,15 @@ class SharpPredict:
         rgb = check_image(image)
         focal = focal_arguments(focal_length, focal_unit, focal_length_mm)
         device = sharp_model.load_for_inference(batch_size=1)
-        progress = comfy.utils.ProgressBar(rgb.shape[0])
+        steps = prediction_steps(sharp_model.net)  # per image: patch windows, encoders, decoders, unprojection
+        progress = comfy.utils.ProgressBar(rgb.shape[0] * steps)
         scenes = []
-        for i in range(rgb.shape[0]):  # one image per pass: bounded memory, progress and Cancel between images
+        for i in range(rgb.shape[0]):  # one image per pass: bounded memory, progress and Cancel between stages
             mm.throw_exception_if_processing_interrupted()
             with torch.inference_mode():
-                scenes.append(predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal))
-            progress.update(1)
+                scenes.append(predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal,
+                                      progress=stage_progress(progress, i * steps)))
+            progress.update_absolute((i + 1) * steps)
         gaussians = stack_scenes(scenes)
         height, width = rgb.shape[1:3]
         if gaussians.depth is not None:

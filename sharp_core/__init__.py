@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
 from .camera_views import MAX_CAMERA_VIEWS, opening_view, parse_camera_views
-from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
+from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, ArchitectureUnknown, load_model, resolve_dtype
 from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .edit import (
     OPENCV_TO_Y_UP, crop, decimate, drop_transparent, half_turn, recenter, rotation_from_euler_deg, stack_scenes, transform,
@@ -23,7 +23,8 @@ from .mesh import (
 )
 from .mesh_io import COLOR_MODES, MESH_FORMATS, mesh_files, save_mesh, y_up_vertices
 from .network import SharpModel
-from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict
+from .prediction import DEFAULT_FOCAL_MM, MIN_IMAGE_SIDE, check_images, focal_px_from_mm, predict, prediction_steps
+from .progress import ProgressCallback, TqdmProgress
 from .preview_file import DEFAULT_MAX_SPLATS as PREVIEW_MAX_SPLATS
 from .preview_file import read_preview, write_preview
 from .rendering import RenderResult, render, render_many
@@ -44,3 +45,5 @@ __all__ = [
     "DEFAULT_FOCAL_PX", "DEFAULT_IMAGE_SIZE",
     "MAX_CAMERA_VIEWS", "opening_view", "parse_camera_views",
 ]
+# Checkpoint descriptions and progress inside one prediction.
+__all__ += ["ArchitectureUnknown", "ProgressCallback", "TqdmProgress", "prediction_steps"]

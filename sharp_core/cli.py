@@ -85,7 +85,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> None:
     out = convert_checkpoint(args.src, args.dst, dtype=None if args.dtype == "keep" else args.dtype,
-                             inference_only=args.inference_only, num_heads=args.num_heads)
+                             inference_only=args.inference_only, num_heads=args.num_heads,
+                             hook_blocks=args.hook_blocks, norm_groups=args.norm_groups,
+                             alignment_norm_groups=args.alignment_norm_groups)
     LOG.info("wrote %s (%.0f MB)", out, out.stat().st_size / 2**20)
 
 
@@ -102,6 +104,13 @@ def run_export(args: argparse.Namespace) -> None:
     out = save_gaussians(scene, args.dst, format=args.format, max_splats=args.max_splats, max_bytes=args.max_bytes)
     LOG.info("%s (%d splats) -> %s (%.1f MB) in %.1f s", args.src, count, out, out.stat().st_size / 2**20,
              time.perf_counter() - start)
+
+
+def _block_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected block indices like 5,11,17,23, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="keep", choices=["keep", "fp32", "fp16", "bf16"])
     c.add_argument("--inference-only", action="store_true",
                    help="drop the depth-alignment UNet and ViT classifier heads (unused at inference)")
-    c.add_argument("--num-heads", type=int, help="ViT head count when the source file does not record it")
+    # What tensor shapes cannot tell; needed only for a non-released layout without its own description.
+    c.add_argument("--num-heads", type=int, help="ViT head count, when the source does not describe it")
+    c.add_argument("--hook-blocks", type=_block_list, metavar="I,J,K,L",
+                   help="patch-encoder hook blocks (0-based), when the source does not describe them")
+    c.add_argument("--norm-groups", type=int, help="GroupNorm groups of the Gaussian decoder heads")
+    c.add_argument("--alignment-norm-groups", type=int, help="GroupNorm groups of the depth-alignment UNet")
     c.set_defaults(run=run_convert)
     e = sub.add_parser("export", help="convert a splat file to another format (.ply, .sog, .glb, ...)")
     e.add_argument("src", type=Path, help="splat file to read (format from its bytes or name)")

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from .gaussians import Gaussians
 from .network import SharpModel
+from .progress import ProgressCallback, StepCounter
 from . import linalg
 
-__all__ = ["predict", "check_images", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
+__all__ = ["predict", "prediction_steps", "check_images", "focal_px_from_mm", "DEFAULT_FOCAL_MM", "MIN_IMAGE_SIDE"]
 
 DEFAULT_FOCAL_MM = 30.0  # 35 mm-equivalent, SHARP's default when EXIF has none
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -107,9 +108,17 @@ def _per_image(value, batch: int, name: str) -> list[float]:
     return values
 
 
+UNPROJECTION_STAGE = "unprojection"
+
+
+def prediction_steps(model: SharpModel, images: int = 1) -> int:
+    """How many progress steps `predict` reports for `images` images with this model (on its device)."""
+    return images * (model.progress_steps() + 1)
+
+
 @torch.inference_mode()
 def predict(model: SharpModel, image: torch.Tensor, focal_px: float | Sequence[float] | torch.Tensor | None = None,
-            focal_mm: float | Sequence[float] | None = None) -> Gaussians:
+            focal_mm: float | Sequence[float] | None = None, progress: ProgressCallback | None = None) -> Gaussians:
     """Predict metric Gaussians for an image (H, W, C) or batch (B, H, W, C), float in [0, 1] (see
     `check_images` for the channel counts accepted).
 
@@ -117,11 +126,15 @@ def predict(model: SharpModel, image: torch.Tensor, focal_px: float | Sequence[f
     value or one per image. Images are processed one at a time (the network's activations at 1536 px
     dominate memory); outputs live on the model's device in float32. `depth` holds the monodepth's
     first layer as metric depth (B, H, W) at the input resolution.
+
+    `progress(stage, done, total)` is called after each step, counted over all images of the call
+    (`prediction_steps`); an exception it raises stops the prediction there (see `sharp_core.progress`).
     """
     image = check_images(image)
     b, h, w, _ = image.shape
     focals = _focal_lengths(b, w, h, focal_px, focal_mm)
-    scenes = [_predict_one(model, image[i], f) for i, f in enumerate(focals)]
+    steps = StepCounter(progress, prediction_steps(model, b))
+    scenes = [_predict_one(model, image[i], f, steps) for i, f in enumerate(focals)]
     if b == 1:
         return scenes[0]
     return Gaussians(
@@ -130,13 +143,13 @@ def predict(model: SharpModel, image: torch.Tensor, focal_px: float | Sequence[f
     )
 
 
-def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussians:
+def _predict_one(model: SharpModel, image: torch.Tensor, focal: float, steps: StepCounter) -> Gaussians:
     h, w, _ = image.shape
     size = model.internal_resolution
     pixels = image.to(device=model.device, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0)
     resized = F.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=True)
     disparity_factor = torch.tensor([focal / w], device=model.device, dtype=torch.float32)
-    ndc, disparity = model(resized, disparity_factor)
+    ndc, disparity = model(resized, disparity_factor, progress=steps)
     del resized
 
     depth = disparity_factor / disparity[:, :1].clamp(min=1e-4, max=1e4)
@@ -146,11 +159,13 @@ def _predict_one(model: SharpModel, image: torch.Tensor, focal: float) -> Gaussi
     unproject = torch.tensor([w / (2.0 * focal), h / (2.0 * focal), 1.0], device=model.device)
     quats, scales = linalg.transform_gaussian_frames(ndc.quats, ndc.scales, torch.diag(unproject))
     _check_finite_output(ndc, model)
-    return Gaussians(
+    scene = Gaussians(
         means=ndc.means * unproject, scales=scales, quats=quats,
         colors=ndc.colors, opacities=ndc.opacities,
         focal_px=[focal], image_size=[(w, h)], depth=depth,
     )
+    steps(UNPROJECTION_STAGE)
+    return scene
 
 
 def _check_finite_output(ndc, model: SharpModel) -> None:

@@ -70,6 +70,8 @@ def use_base(base: Path) -> Path:
     sharp_dir = base / "models" / "sharp"
     sharp_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(TINY_CKPT, sharp_dir / TINY_NAME)
+    # Its description (head count, hook blocks: not in tensor shapes), as <weights stem>.config.json.
+    shutil.copy(TINY_DIR / "config.json", sharp_dir / (Path(TINY_NAME).stem + ".config.json"))
     from nodes.model_loader import register_model_folder
 
     register_model_folder()

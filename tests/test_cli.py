@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -17,7 +19,7 @@ from sharp_core.network.config import SharpConfig, ViTConfig
 from helpers import TINY
 
 
-def test_convert_keeps_head_count_and_casts(tmp_path):
+def test_convert_refuses_to_guess_then_records_the_true_head_count_and_casts(tmp_path):
     cfg = SharpConfig(
         patch_vit=ViTConfig(embed_dim=64, depth=4, num_heads=2, mlp_hidden=64, num_classes=5),
         image_vit=ViTConfig(embed_dim=64, depth=1, num_heads=2, mlp_hidden=64, num_classes=5),
@@ -26,26 +28,30 @@ def test_convert_keeps_head_count_and_casts(tmp_path):
     )
     src = tmp_path / "model.pt"
     torch.save(SharpModel(cfg).state_dict(), src)
-    # Shapes alone suggest one 64-wide head; the conversion records the true count.
-    guessed = convert_checkpoint(src, tmp_path / "guessed.safetensors")
-    assert sharp_core.load_model(guessed).cfg.patch_vit.num_heads == 1
-    out = convert_checkpoint(src, tmp_path / "model.safetensors", dtype="fp16", inference_only=True, num_heads=2)
+    # Shapes alone would suggest one 64-wide head: the conversion refuses rather than guess.
+    with pytest.raises(ValueError, match="vit.num_heads, patch_encoder_hook_blocks"):
+        convert_checkpoint(src, tmp_path / "guessed.safetensors")
+    assert not (tmp_path / "guessed.safetensors").exists()
+    out = convert_checkpoint(src, tmp_path / "model.safetensors", dtype="fp16", inference_only=True, num_heads=2,
+                             hook_blocks=(0, 1, 2, 3), norm_groups=8)
     with safe_open(str(out), "pt") as f:
         assert f.get_tensor("prediction_head.texture_prediction_head.weight").dtype == torch.float16
         names = list(f.keys())
         assert not any(k.startswith("depth_alignment") or "_encoder.head." in k for k in names)
-        assert f.metadata()["sharp.num_heads"] == "2"
+        described = json.loads(f.metadata()["sharp_config"])
+    assert described["vit"]["num_heads"] == 2 and described["patch_encoder_hook_blocks"] == [0, 1, 2, 3]
     model = sharp_core.load_model(out)
     assert model.cfg.patch_vit.num_heads == 2 and not hasattr(model, "depth_alignment")
     assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
 
 
-def test_convert_records_heads_from_metadata_round_trip(tmp_path):
-    once = convert_checkpoint(TINY / "weights.safetensors", tmp_path / "a.safetensors")
-    twice = convert_checkpoint(once, tmp_path / "b.safetensors", dtype="bf16")
+def test_convert_records_the_description_on_a_round_trip(tmp_path):
+    once = convert_checkpoint(TINY / "weights.safetensors", tmp_path / "a.safetensors")  # config.json beside it
+    twice = convert_checkpoint(once, tmp_path / "b.safetensors", dtype="bf16")  # nothing beside it
     with safe_open(str(twice), "pt") as f:
-        assert f.metadata()["sharp.num_heads"] == "2"
+        described = json.loads(f.metadata()["sharp_config"])
         assert len(list(f.keys())) == 477
+    assert described["vit"]["num_heads"] == 2 and described["patch_encoder_hook_blocks"] == [0, 1, 2, 3]
 
 
 def test_convert_refuses_other_suffix(tmp_path):

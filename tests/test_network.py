@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import sharp_core
-from sharp_core.checkpoint import check_state_dict
+from sharp_core.checkpoint import check_state_dict, read_description
 from sharp_core.network import SharpModel
 from sharp_core.network.config import SharpConfig, ViTConfig, config_from_state_dict
 
@@ -46,7 +46,7 @@ def expected():
 
 
 def test_tiny_fixture_architecture_is_inferred():
-    cfg = config_from_state_dict(load_file(TINY / "weights.safetensors"))
+    cfg = config_from_state_dict(load_file(TINY / "weights.safetensors"), read_description(TINY / "weights.safetensors", {}))
     ref = json.loads((TINY / "config.json").read_text())
     assert cfg.patch_vit.embed_dim == ref["vit"]["embed_dim"] and cfg.patch_vit.depth == ref["vit"]["depth"]
     assert cfg.patch_vit.num_heads == ref["vit"]["num_heads"]
@@ -132,10 +132,11 @@ def test_other_widths_load_through_the_same_path(tmp_path):
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}
     for p in ("prediction_head.geometry_prediction_head", "prediction_head.texture_prediction_head"):
         sd[p + ".weight"].normal_(std=0.5)  # give the zero-initialised heads a visible effect
-    save_file(sd, tmp_path / "other.safetensors", metadata={"sharp.num_heads": "3"})
+    described = {"vit": {"num_heads": 3}, "patch_encoder_hook_blocks": [1, 3, 5, 7], "norm_groups": 8}
+    save_file(sd, tmp_path / "other.safetensors", metadata={"sharp_config": json.dumps(described)})
     torch.save(sd, tmp_path / "other.pt")
     a = sharp_core.load_model(tmp_path / "other.safetensors")
-    b = sharp_core.load_model(tmp_path / "other.pt", num_heads=3)
+    b = sharp_core.load_model(tmp_path / "other.pt", num_heads=3, hook_blocks=(1, 3, 5, 7), norm_groups=8)
     assert a.cfg == b.cfg and a.cfg.patch_vit.num_heads == 3 and a.cfg.image_vit.depth == 2
     assert not hasattr(a, "depth_alignment")
     image = torch.rand(40, 56, 3, generator=torch.Generator().manual_seed(2))
@@ -184,14 +185,15 @@ def test_misshaped_and_extra_tensors_are_named(tmp_path):
     sd = _tiny_sd()
     sd["feature_model.fusion.out_conv.bias"] = torch.zeros(7)
     sd["something.extra"] = torch.zeros(1)
+    tiny = read_description(TINY / "weights.safetensors", {})
     with pytest.raises(ValueError) as err:
-        check_state_dict(sd, "mine.safetensors")
+        check_state_dict(sd, "mine.safetensors", tiny)
     message = str(err.value)
     assert "feature_model.fusion.out_conv.bias (7,)" in message and "something.extra" in message
     del sd["something.extra"], sd["prediction_head.texture_prediction_head.bias"]
     sd["feature_model.fusion.out_conv.bias"] = torch.zeros(32)
     with pytest.raises(ValueError, match="missing: prediction_head.texture_prediction_head.bias"):
-        check_state_dict(sd, "mine.safetensors")
+        check_state_dict(sd, "mine.safetensors", tiny)
 
 
 def test_missing_file_and_bad_dtype():

@@ -74,7 +74,7 @@ def test_predict_outputs(tiny_run):
 
 def test_predict_pixels_and_wired_focal(tiny_run, monkeypatch):
     seen = []
-    monkeypatch.setattr(predict_node, "predict", lambda net, image, **kw: seen.append(kw) or small_scene(size=(W, H)))
+    monkeypatch.setattr(predict_node, "predict", lambda net, image, progress=None, **kw: seen.append(kw) or small_scene(size=(W, H)))
     image = torch.rand(1, H, W, 3)
     Predict().predict(tiny_run["model"], image, 55.0, "pixels")
     Predict().predict(tiny_run["model"], image, 55.0, "pixels", focal_length_mm=24.0)
@@ -92,7 +92,8 @@ def test_predict_batch_one_image_per_pass_with_progress(tiny_run, monkeypatch):
     progress = cancel_after(10**9)  # records progress without cancelling
     g, depth, _ = Predict().predict(tiny_run["model"], torch.rand(3, H, W, 4), 30.0, "mm (35 mm equivalent)")
     assert shapes == [(H, W, 3)] * 3  # RGBA handed over as RGB, one image per call
-    assert progress == [1, 2, 3]
+    steps = sharp_core.prediction_steps(tiny_run["model"].net)  # the bar counts stages of every image
+    assert progress == [steps, 2 * steps, 3 * steps]
     assert g.batch_size == 3 and torch.equal(g.means[2], small_scene(seed=3, size=(W, H)).means[0])
     assert depth.shape == (3, H, W, 3)
 

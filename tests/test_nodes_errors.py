@@ -35,17 +35,36 @@ def test_missing_checkpoint_names_the_folder(comfy_base):
 def test_official_checkpoint_offline_says_where_to_put_it(comfy_base, monkeypatch):
     import huggingface_hub
 
+    from sharp_core import weights
+
     def offline(*args, **kwargs):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    monkeypatch.setattr(weights, "hub_unreachable_reason", lambda timeout: None)  # the probe passes, the download fails
+    before = sorted(p.name for p in (comfy_base / "models" / "sharp").iterdir())
     with pytest.raises(RuntimeError) as err:
         Loader().load(OFFICIAL_FILENAME, "auto", True)
     message = str(err.value)
     assert "Network is unreachable" in message and str(comfy_base / "models" / "sharp") in message
-    assert not (comfy_base / "models" / "sharp" / OFFICIAL_FILENAME).exists()
+    assert sorted(p.name for p in (comfy_base / "models" / "sharp").iterdir()) == before
     with pytest.raises(FileNotFoundError, match="download_if_missing"):
         Loader().load(OFFICIAL_FILENAME, "auto", False)
+
+
+def test_official_checkpoint_offline_mode_fails_at_once_without_trying(comfy_base, monkeypatch):
+    import huggingface_hub
+
+    def never(*args, **kwargs):
+        raise AssertionError("downloaded although HF_HUB_OFFLINE is set")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", never)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = sorted(p.name for p in (comfy_base / "models" / "sharp").iterdir())
+    with pytest.raises(RuntimeError) as err:
+        Loader().load(OFFICIAL_FILENAME, "auto", True)
+    assert "HF_HUB_OFFLINE" in str(err.value) and str(comfy_base / "models" / "sharp") in str(err.value)
+    assert sorted(p.name for p in (comfy_base / "models" / "sharp").iterdir()) == before
 
 
 def test_official_checkpoint_is_always_offered(comfy_base):
@@ -73,6 +92,16 @@ def test_wrong_checkpoint(comfy_base):
               str(comfy_base / "models" / "sharp" / "sd15.safetensors"))
     with pytest.raises(RuntimeError, match="not a SHARP checkpoint"):
         Loader().load("sd15.safetensors", "auto", False)
+
+
+def test_checkpoint_without_description_says_how_to_describe_it(comfy_base):
+    sharp_dir = comfy_base / "models" / "sharp"
+    (sharp_dir / "mine.safetensors").write_bytes((sharp_dir / TINY_NAME).read_bytes())  # no config beside it
+    with pytest.raises(RuntimeError) as err:
+        Loader().load("mine.safetensors", "auto", False)
+    message = str(err.value)
+    assert "mine.safetensors" in message and "vit.num_heads" in message and "config.json" in message
+    assert "download" not in message  # the file is fine: no advice to fetch it again
 
 
 # -- images and focal lengths -----------------------------------------------------------------------

@@ -31,6 +31,8 @@ Attribute paths match the released checkpoint's tensor names exactly, so loading
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -63,7 +65,8 @@ class SharpModel(nn.Module):
         self.prediction_head = PredictionHead(cfg.gaussian_feature_dim, cfg.num_layers)
         if with_training_parts:
             self.depth_alignment = _Holder(
-                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps))
+                scale_map_estimator=AlignmentUNetLayout(cfg.alignment_width, cfg.alignment_steps,
+                                                        cfg.alignment_norm_groups))
 
     @property
     def internal_resolution(self) -> int:
@@ -85,23 +88,39 @@ class SharpModel(nn.Module):
         encoder.patch_encoder.head = nn.Identity()
         encoder.image_encoder.head = nn.Identity()
 
-    def forward(self, image: torch.Tensor, disparity_factor: torch.Tensor) -> tuple[NdcGaussians, torch.Tensor]:
+    def progress_steps(self, batch: int = 1) -> int:
+        """How often `forward` calls its `progress` for `batch` images on the weights' device."""
+        encoder = self.monodepth_model.monodepth_predictor.encoder
+        return encoder.window_steps(self.device, batch) + 1 + len(self.FORWARD_STAGES)
+
+    FORWARD_STAGES = ("depth decoder", "feature decoder", "prediction head")
+
+    def forward(self, image: torch.Tensor, disparity_factor: torch.Tensor,
+                progress: Callable[[str], None] | None = None) -> tuple[NdcGaussians, torch.Tensor]:
         """image: (B, 3, S, S) in [0, 1]; disparity_factor: (B,) focal / width.
 
         Returns NDC Gaussians and the monodepth disparity (B, L, S, S), both float32: the networks run
-        in the weights' dtype, the geometric glue between them in float32.
+        in the weights' dtype, the geometric glue between them in float32. `progress(stage)` is
+        called after each step (`progress_steps` in all); it may raise to stop the pass there. It
+        is called from the host as work is queued, with no device synchronisation.
         """
         mono = self.monodepth_model.monodepth_predictor
+        report = progress or (lambda stage: None)
         image = image.float()
-        encodings = mono.encoder((image * 2.0 - 1.0).to(self.dtype))
+        encodings = mono.encoder((image * 2.0 - 1.0).to(self.dtype), progress)
         disparity = mono.disparity(encodings).float()
+        report(self.FORWARD_STAGES[0])
         depth = disparity_factor.float()[:, None, None, None] / disparity.clamp(min=1e-4, max=1e4)
         base, feature_input = initialize(image, depth, self.cfg.stride, self.cfg.num_layers)
         del depth
         features = self.feature_model.fuse(feature_input.to(self.dtype), encodings)
         del encodings, feature_input  # free the 1536/768 px maps before the heads run
+        report(self.FORWARD_STAGES[1])
         delta = self.prediction_head(*self.feature_model.heads(features)).float()
-        return compose(base, delta, self.cfg.num_layers), disparity
+        del features
+        ndc = compose(base, delta, self.cfg.num_layers)
+        report(self.FORWARD_STAGES[2])
+        return ndc, disparity
 
     # -- memory planning ------------------------------------------------------------------------
     # Peak activations of one float32 forward of the released widths at 1536 px, measured on CPU

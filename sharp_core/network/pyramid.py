@@ -2,12 +2,15 @@
 three-level image pyramid, merged back into five multi-resolution feature maps.
 
 At 1536 px: 5x5 windows at full resolution (25 % overlap), 3x3 at half (50 %), 1 at quarter
-resolution, all run as one ViT batch; a second ViT sees the quarter-resolution image alone.
+resolution; a second ViT sees the quarter-resolution image alone. On a GPU the 35 windows run as one
+ViT batch; on CPU, where one pass takes a minute, in steps of `CPU_WINDOWS_PER_STEP` windows, so
+progress can be reported and Cancel honoured between them (same numbers per window either way).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +20,9 @@ from .config import SharpConfig
 from .layers import project_upsample
 from .vit import ViT
 
-__all__ = ["SlidingPyramidEncoder", "split_windows", "merge_windows"]
+__all__ = ["SlidingPyramidEncoder", "split_windows", "merge_windows", "CPU_WINDOWS_PER_STEP"]
+
+CPU_WINDOWS_PER_STEP = 5  # one row of the full-resolution grid: 7 steps for the 35 windows
 
 
 def split_windows(image: torch.Tensor, window: int, overlap: float) -> torch.Tensor:
@@ -62,7 +67,24 @@ class SlidingPyramidEncoder(nn.Module):
         self.upsample_lowres = nn.ConvTranspose2d(cfg.image_vit.embed_dim, dims[4], 2, stride=2)
         self.fuse_lowres = nn.Conv2d(2 * dims[4], dims[4], 1)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def window_steps(self, device: torch.device, batch: int = 1) -> int:
+        """How many steps the patch ViT's windows take for `batch` images on `device` (see forward)."""
+        total = self._windows_per_image() * batch
+        per_step = self._windows_per_step(device, total)
+        return -(-total // per_step)
+
+    def _windows_per_image(self) -> int:
+        size = self.window * 4
+        full = math.ceil((size - self.window) / int(self.window * 0.75)) + 1
+        half = math.ceil((size // 2 - self.window) / int(self.window * 0.5)) + 1
+        return full * full + half * half + 1
+
+    @staticmethod
+    def _windows_per_step(device: torch.device, total: int) -> int:
+        return CPU_WINDOWS_PER_STEP if device.type == "cpu" else total
+
+    def forward(self, x: torch.Tensor, progress: Callable[[str], None] | None = None) -> list[torch.Tensor]:
+        """`progress(stage)` is called after each step of patch windows and after the image ViT."""
         b, w = x.shape[0], self.window
         half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
         quarter = F.interpolate(x, scale_factor=0.25, mode="bilinear", align_corners=False)
@@ -73,13 +95,27 @@ class SlidingPyramidEncoder(nn.Module):
         # half-resolution windows overlap twice as much.
         crop = 3
 
-        tokens_final, hooked = self.patch_encoder(torch.cat([full_windows, half_windows, quarter]),
-                                                  keep_blocks=self.hook_blocks[:2])
+        windows = torch.cat([full_windows, half_windows, quarter])
         del full_windows, half_windows
+        per_step = self._windows_per_step(x.device, windows.shape[0])
+        finals, hooks = [], ([], [])
+        for start in range(0, windows.shape[0], per_step):
+            # Only the full-resolution windows' hooked tokens are used: keep no others.
+            keep = self.hook_blocks[:2] if start < n_full else ()
+            tokens, hooked = self.patch_encoder(windows[start:start + per_step], keep_blocks=keep)
+            finals.append(tokens)
+            for kept, block in zip(hooks, keep):
+                kept.append(hooked[block][:n_full - start])
+            del hooked
+            if progress is not None:
+                progress("patch encoder windows")
+        del windows
+        tokens_final = finals[0] if len(finals) == 1 else torch.cat(finals)
+        del finals
         to_map = self.patch_encoder.tokens_to_map
-        latent0 = merge_windows(to_map(hooked[self.hook_blocks[0]][:n_full]), b, crop)
-        latent1 = merge_windows(to_map(hooked[self.hook_blocks[1]][:n_full]), b, crop)
-        del hooked
+        latent0 = merge_windows(to_map(torch.cat(hooks[0])), b, crop)
+        latent1 = merge_windows(to_map(torch.cat(hooks[1])), b, crop)
+        del hooks
         full_maps, half_maps, quarter_map = tokens_final.split([n_full, n_half, b])
         full_map = merge_windows(full_maps, b, crop)
         half_map = merge_windows(half_maps, b, 2 * crop)
@@ -88,6 +124,8 @@ class SlidingPyramidEncoder(nn.Module):
         lowres, _ = self.image_encoder(quarter)
         quarter_map = self.upsample2(quarter_map)
         lowres = self.fuse_lowres(torch.cat([quarter_map, self.upsample_lowres(lowres)], dim=1))
+        if progress is not None:
+            progress("image encoder")
         return [
             self.upsample_latent0(latent0),
             self.upsample_latent1(latent1),
