@@ -30,8 +30,10 @@ from .atomic import atomic_target
 from .edit import transform
 from .gaussians import Gaussians
 
-__all__ = ["SceneSequence", "SceneSequenceWriter", "median_depth", "align_scale", "iter_scenes"]
+__all__ = ["IN_MEMORY_SCENES", "SceneSequence", "SceneSequenceWriter", "median_depth", "align_scale", "iter_scenes"]
 
+# Batches up to this many scenes stay in memory as one `Gaussians`; longer ones (clips) go to disk.
+IN_MEMORY_SCENES = 3
 _FIELDS = ("means", "scales", "quats", "colors", "opacities", "depth", "sh_rest")
 
 
@@ -70,10 +72,13 @@ def iter_scenes(gaussians) -> Iterator[Gaussians]:
 class SceneSequenceWriter:
     """Appends scenes (batches of one, same splat count) to a folder, one file per scene, each written
     atomically; `finish()` returns the `SceneSequence` that reads them. The folder is removed when that
-    sequence (or this writer, if never finished) is garbage-collected."""
+    sequence (or this writer, if never finished: a failed or cancelled clip) is garbage-collected, or by
+    `discard()`. `depths` keeps each scene's depth map (H, W) on `depth_device` for a depth output."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, depth_device: torch.device | str = "cpu"):
         self.folder = Path(folder)
+        self.depth_device = torch.device(depth_device)
+        self.depths: list[torch.Tensor] = []
         if self.folder.exists() and any(self.folder.iterdir()):
             raise ValueError(f"Scene sequence folder {self.folder} is not empty; give a new folder.")
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -99,6 +104,12 @@ class SceneSequenceWriter:
             save_file(tensors, str(tmp))
         self.focal_px.append(scene.focal_px[0])
         self.image_size.append(scene.image_size[0])
+        if scene.depth is not None:
+            self.depths.append(scene.depth[0].to(self.depth_device))
+
+    def discard(self) -> None:
+        """Remove the folder and everything written so far (a failed or cancelled clip)."""
+        self._cleanup()
 
     def finish(self) -> SceneSequence:
         if not self.focal_px:
