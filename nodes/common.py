@@ -11,7 +11,7 @@ import torch.nn.functional as F
 CATEGORY = "SHARP"
 GAUSSIANS = "SHARP_GAUSSIANS"  # kept distinct from ComfyUI core's own GAUSSIAN type
 MODEL = "SHARP_MODEL"
-CAMERA = "SHARP_CAMERA"  # a list of camera view dicts (sharp_core.camera_from_view), JSON-serialisable
+CAMERA = "SHARP_CAMERA"  # list of view dicts (sharp_core.parse_camera_views); one view = one shot
 
 
 def float_input(default: float, low: float, high: float, step: float, tooltip: str) -> tuple[str, dict]:

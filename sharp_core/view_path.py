@@ -22,16 +22,18 @@ from .linalg import quats_from_rotations, rotations_from_quats
 
 __all__ = ["views_from_json", "interpolate_views", "view_size", "slerp"]
 
-MAX_KEY_VIEWS = 1000  # a hand-typed or stored path; far more is a mistake, not a camera move
+MAX_KEY_VIEWS = 256  # a camera path is designed by a handful of key views (the viewer stores at most as many)
 MAX_CAMERA_JSON_CHARS = 1_000_000
 
 
 def views_from_json(value) -> list[dict]:
     """Key views from the Render node's camera input: a JSON string, one view dict or a list of them.
 
-    Every view is checked as `camera_from_view` checks it; errors name the view and the fix. An
-    empty string or list means "no camera" and returns [].
+    Every view is checked as `camera_from_view` checks it; errors name the view and the fix. None, an
+    empty string or an empty list means "no camera" and returns [].
     """
+    if value is None:
+        return []
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):

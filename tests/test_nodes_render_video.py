@@ -179,3 +179,13 @@ def test_cancelled_clip_leaves_nothing_in_temp(comfy_base, monkeypatch):
     del excinfo  # ComfyUI drops the failed run the same way
     gc.collect()
     assert files_under(comfy_base / "temp") == [] and files_under(comfy_base / "output") == []
+
+
+def test_save_and_preview_walk_a_clip(comfy_base, monkeypatch):
+    monkeypatch.setattr(predict_node, "predict", lambda net, image, **kw: small_scene(n=300, size=(W, H)))
+    clip, _, _ = Predict().predict(FakeModel(), torch.rand(4, H, W, 3), 30.0, "mm (35 mm equivalent)")
+    assert isinstance(clip, SceneSequence)
+    result = NODE_CLASS_MAPPINGS["SharpSaveGaussians"]().save(clip, "sharp/clip", None, 0, 1000)
+    assert len(result["result"][0].splitlines()) == 4
+    assert len(files_under(comfy_base / "output" / "sharp")) == 4
+    assert len(result["ui"]["sharp_preview"]) == 4  # the in-graph preview of every scene
