@@ -1,13 +1,14 @@
 """Peak memory of a clip through SHARP: streamed to disk (what SHARP Predict does for more than 3 images)
-against all scenes kept in memory (what it did before), for several clip lengths.
+against all scenes kept in memory (what it did before), frame by frame.
 
-    python -m benchmarks.clip_memory [--frames 2,5] [--size 1536x1024] [--render-size 96x64]
+    python -m benchmarks.clip_memory [--frames 4] [--size 1536x1024] [--render-size 96x64]
 
-Each clip length runs in a fresh process (peak RSS, ru_maxrss, only ever grows) with the tiny fixture
-network, which still makes 1,179,648 Gaussians per frame at SHARP's 1536 px internal resolution. The
-pipeline is the nodes' own: predict each frame -> SceneSequenceWriter (stream) or a list + stack_scenes
-(in memory) -> render scene i at camera i of a rotate_forward path, scale aligned to the first frame.
-Streaming should be flat in frame count (one scene alive at a time); in memory grows by a scene a frame.
+Each mode runs in a fresh process with the tiny fixture network, which still makes 1,179,648 Gaussians per
+frame at SHARP's 1536 px internal resolution; the pipeline is the nodes' own: predict each frame ->
+SceneSequenceWriter (stream) or a list + stack_scenes (in memory) -> render scene i at camera i of a
+rotate_forward path, scale aligned to the first frame. After every frame the process's peak RSS (VmHWM)
+is printed: streamed it stays flat after the first frame (one scene alive at a time, the network's
+activations dominate), in memory it climbs by about a scene (~70 MB) per frame.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ import torch
 TINY = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "sharp-tiny" / "weights.safetensors"
 
 
+def memory_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB, from /proc/self/status (VmRSS, VmHWM)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+
+
 def child(frames: int, mode: str, size: tuple[int, int], render_size: tuple[int, int]) -> dict:
     import sharp_core
 
@@ -41,6 +48,7 @@ def child(frames: int, mode: str, size: tuple[int, int], render_size: tuple[int,
             image = torch.nn.functional.interpolate(
                 (base * (0.8 + 0.02 * i)).permute(2, 0, 1)[None], size=(height, width), mode="bilinear")[0]
             store.append(sharp_core.predict(model, image.permute(1, 2, 0).clamp(0, 1), focal_mm=30.0))
+            print(json.dumps({"stage": "predict", "frame": i + 1, "rss_hwm": memory_mb()}), flush=True)
         scenes = store.finish() if mode == "stream" else sharp_core.stack_scenes(store)
         del store
         predicted = time.perf_counter()
@@ -54,6 +62,7 @@ def child(frames: int, mode: str, size: tuple[int, int], render_size: tuple[int,
                 scene, _ = sharp_core.align_scale(scene, reference)
             sharp_core.render(scene, cameras[i], rw, rh, backend="torch")
             del scene
+            print(json.dumps({"stage": "render", "frame": i + 1, "rss_hwm": memory_mb()}), flush=True)
         rendered = time.perf_counter()
         del scenes
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -63,34 +72,34 @@ def child(frames: int, mode: str, size: tuple[int, int], render_size: tuple[int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", default="2,5", help="clip lengths, comma-separated")
+    parser.add_argument("--frames", type=int, default=4, help="clip length")
     parser.add_argument("--size", default="1536x1024", help="clip frame size W x H")
     parser.add_argument("--render-size", default="96x64", help="rendered frame size W x H")
-    parser.add_argument("--child", nargs=2, metavar=("FRAMES", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="MODE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     render_size = tuple(int(v) for v in args.render_size.lower().split("x"))
     if args.child:
-        print(json.dumps(child(int(args.child[0]), args.child[1], size, render_size)))
+        print(json.dumps(child(args.frames, args.child, size, render_size)))
         return
-    results = {}
-    for frames in (int(f) for f in args.frames.split(",")):
-        for mode in ("stream", "memory"):
-            out = subprocess.run([sys.executable, "-m", "benchmarks.clip_memory", "--child", str(frames), mode,
-                                  "--size", args.size, "--render-size", args.render_size],
-                                 check=True, capture_output=True, text=True).stdout
-            r = json.loads(out.strip().splitlines()[-1])
-            results[frames, mode] = r
-            print(f"{frames:4d} frames, {mode:6s}: peak RSS {r['peak_mb']:8.1f} MB, predict {r['predict_s']:6.1f} s, "
-                  f"render {r['render_s']:6.1f} s")
-    lengths = sorted({f for f, _ in results})
-    if len(lengths) >= 2:
-        lo, hi = lengths[0], lengths[-1]
-        for mode in ("stream", "memory"):
-            slope = (results[hi, mode]["peak_mb"] - results[lo, mode]["peak_mb"]) / (hi - lo)
-            print(f"{mode:6s}: {slope:+7.1f} MB per extra frame ({lo} -> {hi} frames)")
-        ratio = results[hi, "memory"]["peak_mb"] / results[hi, "stream"]["peak_mb"]
-        print(f"peak at {hi} frames, in memory / streamed: {ratio:.2f}x")
+    print(f"{args.frames} frames of {args.size}, tiny fixture network (1,179,648 Gaussians per frame)")
+    peaks = {}
+    for mode in ("stream", "memory"):
+        out = subprocess.run([sys.executable, "-m", "benchmarks.clip_memory", "--child", mode, "--frames",
+                              str(args.frames), "--size", args.size, "--render-size", args.render_size],
+                             check=True, capture_output=True, text=True).stdout
+        rows = [json.loads(line) for line in out.strip().splitlines()]
+        after_predict = [r["rss_hwm"][1] for r in rows if r.get("stage") == "predict"]
+        final = rows[-1]
+        peaks[mode] = final["peak_mb"]
+        print(f"{mode:6s}: peak RSS after predicting frame 1..{args.frames}: "
+              + ", ".join(f"{v:.0f}" for v in after_predict) + f" MB; after rendering: {final['peak_mb']:.0f} MB "
+              f"(predict {final['predict_s']:.0f} s, render {final['render_s']:.0f} s)")
+        if len(after_predict) > 1:
+            slope = (after_predict[-1] - after_predict[0]) / (len(after_predict) - 1)
+            print(f"{'':8s}{slope:+.1f} MB per extra frame while predicting")
+    print(f"peak in memory / streamed: {peaks['memory'] / peaks['stream']:.2f}x "
+          f"({peaks['memory'] - peaks['stream']:+.0f} MB at {args.frames} frames)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""SHARP Render: frames of a camera path through each scene, as IMAGE / MASK / depth IMAGE."""
+"""SHARP Render: frames of a camera path (or the viewer's key views) through each scene, mono or stereo, as
+IMAGE / MASK / depth IMAGE; a clip's scenes one frame each along one path ("scene i at camera i").
+
+The maths lives in sharp_core (trajectory, view_path, stereo, sequence); this module maps widgets to it.
+Scenes are walked one at a time (`iter_scenes`), so a disk-backed clip from SHARP Predict never sits in memory."""
 
 from __future__ import annotations
 
