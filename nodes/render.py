@@ -144,7 +144,7 @@ class SharpRender:
         for name, value, choices in (("background", background, BACKGROUNDS), ("stereo", stereo, STEREO_MODES),
                                      ("sequence", sequence, SEQUENCE_MODES)):
             if value not in choices:
-                raise ValueError(f"SHARP Render: unknown {name} '{value}'; choose one of {', '.join(choices)}.")
+                raise ValueError(f"Unknown {name} '{value}': choose one of {', '.join(choices)}.")
         if frames < 1:
             raise ValueError(f"frames must be at least 1, got {frames}.")
         if not interaxial_mm >= 0 or not convergence_m >= 0:  # also NaN

@@ -60,7 +60,7 @@ def test_render_node_stereo_works_with_every_path(scene):
 
 
 def test_render_node_refuses_bad_stereo_input(scene):
-    with pytest.raises(ValueError, match="unknown stereo 'sbs'"):
+    with pytest.raises(ValueError, match="Unknown stereo 'sbs'"):
         run(scene, stereo="sbs")
     with pytest.raises(ValueError, match="interaxial_mm"):
         run(scene, stereo="top-bottom", interaxial_mm=float("nan"))
