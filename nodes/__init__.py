@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-NODE_MODULES = ("model_loader", "predict", "load_image", "render", "ply_files", "edit", "preview", "mesh")
+NODE_MODULES = ("model_loader", "predict", "load_image", "render", "ply_files", "edit", "preview", "mesh", "core_splat")
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from .camera import Camera, camera_from_view, look_at, scene_intrinsics, view_from_camera
 from .checkpoint import CHECKPOINT_SUFFIXES, DTYPES, load_model, resolve_dtype
+from .core_splat import DEFAULT_FOCAL_PX, DEFAULT_IMAGE_SIZE, gaussians_from_splat_tensors, splat_tensors
 from .edit import (
-    OPENCV_TO_Y_UP, crop, decimate, drop_transparent, recenter, rotation_from_euler_deg, stack_scenes, transform,
+    OPENCV_TO_Y_UP, crop, decimate, drop_transparent, half_turn, recenter, rotation_from_euler_deg, stack_scenes, transform,
 )
 from .exif import focal_mm_from_exif, load_image, pil_to_rgb
 from .formats import FORMATS, SplatFormat, format_for_path, load_gaussians, load_ply, save_gaussians, save_ply
@@ -44,6 +45,7 @@ __all__ = [
     "decimate", "default_checkpoint_dir", "download_checkpoint", "drop_transparent", "focal_mm_from_exif",
     "focal_px_from_mm", "format_for_path", "keyframe_trajectory", "load_gaussians", "load_image", "load_model",
     "load_ply", "look_at", "move_camera", "pil_to_rgb", "predict", "read_preview", "recenter", "render", "render_many",
-    "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics", "stack_scenes",
-    "transform", "view_from_camera", "write_preview",
+    "half_turn", "resolve_dtype", "rotation_from_euler_deg", "save_gaussians", "save_ply", "scene_intrinsics",
+    "stack_scenes", "transform", "view_from_camera", "write_preview", "splat_tensors", "gaussians_from_splat_tensors",
+    "DEFAULT_FOCAL_PX", "DEFAULT_IMAGE_SIZE",
 ]

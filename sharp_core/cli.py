@@ -1,4 +1,4 @@
-"""Command line: `python -m sharp_core predict ...` and `python -m sharp_core convert ...`."""
+"""Command line: `python -m sharp_core predict ...`, `... convert ...` and `... export ...`."""
 
 from __future__ import annotations
 
@@ -91,6 +91,21 @@ def run_convert(args: argparse.Namespace) -> None:
     LOG.info("wrote %s (%.0f MB)", out, out.stat().st_size / 2**20)
 
 
+def run_export(args: argparse.Namespace) -> None:
+    """Convert a splat file between any two registered formats (format from the name or the bytes)."""
+    from .edit import OPENCV_TO_Y_UP, half_turn
+    from .formats import load_gaussians, save_gaussians
+
+    start = time.perf_counter()
+    scene = load_gaussians(args.src, format=args.from_format)
+    count = scene.num_gaussians
+    if args.y_up:
+        scene = half_turn(scene, OPENCV_TO_Y_UP)
+    out = save_gaussians(scene, args.dst, format=args.format, max_splats=args.max_splats, max_bytes=args.max_bytes)
+    LOG.info("%s (%d splats) -> %s (%.1f MB) in %.1f s", args.src, count, out, out.stat().st_size / 2**20,
+             time.perf_counter() - start)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sharp_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop the depth-alignment UNet and ViT classifier heads (unused at inference)")
     c.add_argument("--num-heads", type=int, help="ViT head count when the source file does not record it")
     c.set_defaults(run=run_convert)
+    e = sub.add_parser("export", help="convert a splat file to another format (.ply, .sog, .glb, ...)")
+    e.add_argument("src", type=Path, help="splat file to read (format from its bytes or name)")
+    e.add_argument("dst", type=Path, help="file to write (format from its name unless --format)")
+    e.add_argument("--format", help="output format name (see sharp_core.FORMATS), default: from DST's name")
+    e.add_argument("--from-format", help="input format name, default: recognised from SRC")
+    e.add_argument("--max-splats", type=int, help="keep at most N splats, the most visible ones")
+    e.add_argument("--max-bytes", type=int, help="decimate until the file is at most this many bytes")
+    e.add_argument("--y-up", action="store_true", help="turn OpenCV's y-down frame to y-up (x, -y, -z)")
+    e.set_defaults(run=run_export)
     return parser
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from .gaussians import Gaussians
-from .linalg import quats_from_rotations
+from .linalg import quats_from_rotations, rotate_sh_rest
 
 __all__ = [
     "OPENCV_TO_Y_UP",
@@ -30,6 +30,7 @@ __all__ = [
     "rotation_from_euler_deg",
     "quat_multiply",
     "transform",
+    "half_turn",
     "recenter",
     "stack_scenes",
 ]
@@ -68,9 +69,13 @@ def _gather(g: Gaussians, index: torch.Tensor) -> Gaussians:
             return torch.gather(t, 1, index)
         return torch.gather(t, 1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
 
+    sh_rest = None
+    if g.sh_rest is not None:  # (B, N, K, 3): gather whole (K, 3) blocks per splat
+        flat = g.sh_rest.flatten(2)
+        sh_rest = take(flat).unflatten(2, g.sh_rest.shape[2:])
     return replace(
         g, means=take(g.means), scales=take(g.scales), quats=take(g.quats),
-        colors=take(g.colors), opacities=take(g.opacities),
+        colors=take(g.colors), opacities=take(g.opacities), sh_rest=sh_rest,
     )
 
 
@@ -188,22 +193,51 @@ def transform(
     """Similarity transform p -> scale * R p + t applied to centres, orientations and sizes.
 
     rotation: (3, 3) proper rotation; translation: (3,) or per scene (B, 3) metres; scale: > 0.
-    Covariances follow as R S Sigma S R^T, so splats keep their look from a moved camera.
+    Covariances follow as R S Sigma S R^T, so splats keep their look from a moved camera; the
+    view-dependent colour (`sh_rest`, degrees 1-3) turns with R too, so a splat seen along R d
+    shows what it showed along d (see `linalg.rotate_sh_rest`).
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}.")
-    means, quats = g.means, g.quats
+    means, quats, sh_rest = g.means, g.quats, g.sh_rest
     if rotation is not None:
         r = rotation.to(device=g.device, dtype=torch.float32)  # checked before any cast to a half dtype
         if not torch.allclose(r @ r.T, torch.eye(3, device=r.device, dtype=r.dtype), atol=1e-4) or float(torch.det(r)) < 0:
             raise ValueError("rotation must be a proper 3x3 rotation matrix (orthonormal, determinant +1).")
         means = means @ r.to(g.dtype).T
         quats = quat_multiply(quats_from_rotations(r).to(quats.dtype).expand_as(quats), quats)
+        if sh_rest is not None:
+            sh_rest = rotate_sh_rest(sh_rest, rotation)
     means = means * scale
     if translation is not None:
         t = _vector(translation, g)
         means = means + (t if t.dim() == 1 else t.unsqueeze(1))
-    return replace(g, means=means, quats=quats, scales=g.scales * scale)
+    return replace(g, means=means, quats=quats, scales=g.scales * scale, sh_rest=sh_rest)
+
+
+# Which of x, y, z each SH function beyond DC is odd in (3DGS order: degree 1: y, z, x; degree 2:
+# xy, yz, 2z^2-x^2-y^2, xz, x^2-y^2; degree 3: y(3x^2-y^2), xyz, y(4z^2-..), z(2z^2-..), x(4z^2-..),
+# z(x^2-y^2), x(x^2-3y^2)); flipping axes multiplies each coefficient by the product of the flips.
+_SH_ODD_AXES = torch.tensor([
+    (0, 1, 0), (0, 0, 1), (1, 0, 0),
+    (1, 1, 0), (0, 1, 1), (0, 0, 0), (1, 0, 1), (0, 0, 0),
+    (0, 1, 0), (1, 1, 1), (0, 1, 0), (0, 0, 1), (1, 0, 0), (0, 0, 1), (1, 0, 0),
+], dtype=torch.bool)
+
+
+def half_turn(g: Gaussians, rotation: torch.Tensor) -> Gaussians:
+    """`transform` by a half turn about x, y or z given as a diagonal (3, 3) rotation (two entries
+    -1, e.g. `OPENCV_TO_Y_UP`), with the SH bands beyond DC turned too (exactly: each coefficient
+    keeps or flips its sign). Frame changes between file conventions are such turns."""
+    signs = torch.diagonal(rotation)
+    if not torch.equal(rotation, torch.diag(signs)) or not bool((signs.abs() == 1).all()) or float(signs.prod()) != 1:
+        raise ValueError("half_turn takes a diagonal rotation with entries +-1 and two of them -1.")
+    turned = transform(g, rotation=rotation)
+    if turned.sh_rest is not None:
+        k = turned.sh_rest.shape[2]
+        factor = torch.where(_SH_ODD_AXES[:k], signs.to(torch.float32)[None, :], torch.ones(())).prod(dim=1)
+        turned = replace(turned, sh_rest=turned.sh_rest * factor.to(turned.sh_rest)[None, None, :, None])
+    return turned
 
 
 def recenter(g: Gaussians, mode: str = "median") -> Gaussians:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
@@ -10,6 +12,9 @@ __all__ = [
     "quats_from_rotations",
     "decompose_covariances",
     "transform_gaussian_frames",
+    "sh_basis",
+    "sh_rotation_matrices",
+    "rotate_sh_rest",
 ]
 
 
@@ -312,3 +317,82 @@ def _dot(a, b):
 
 def _cross(a, b):
     return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+# -- spherical harmonics under rotation ---------------------------------------------------------
+
+# The real SH basis of 3DGS files (the reference `eval_sh`), degrees 1-3, without the DC term.
+# Its signs differ from the textbook real SH (e.g. degree 1 is (-C1 y, C1 z, -C1 x)); it is still
+# orthonormal, so each band rotates by an orthogonal matrix.
+_SH_C1 = 0.4886025119029199
+_SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+_SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+          -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+_SH_BANDS = ((0, 3), (3, 8), (8, 15))  # slices of the K coefficients beyond DC, per degree 1, 2, 3
+
+
+def sh_basis(directions: torch.Tensor, degree: int) -> torch.Tensor:
+    """(..., 3) unit directions -> (..., K) 3DGS SH basis values beyond DC, K = (degree + 1)^2 - 1.
+
+    A splat's colour seen along d (from the camera towards the splat) is
+    C0 * dc + sum_k sh_rest[k] * sh_basis(d)[k] (+ 0.5, per channel), the 3DGS convention.
+    """
+    if not 1 <= degree <= 3:
+        raise ValueError(f"SH degree must be 1, 2 or 3, got {degree}.")
+    x, y, z = directions.unbind(-1)
+    values = [-_SH_C1 * y, _SH_C1 * z, -_SH_C1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        values += [
+            _SH_C2[0] * x * y, _SH_C2[1] * y * z, _SH_C2[2] * (2 * zz - xx - yy),
+            _SH_C2[3] * x * z, _SH_C2[4] * (xx - yy),
+        ]
+    if degree >= 3:
+        values += [
+            _SH_C3[0] * y * (3 * xx - yy), _SH_C3[1] * x * y * z, _SH_C3[2] * y * (4 * zz - xx - yy),
+            _SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy), _SH_C3[4] * x * (4 * zz - xx - yy),
+            _SH_C3[5] * z * (xx - yy), _SH_C3[6] * x * (xx - 3 * yy),
+        ]
+    return torch.stack(values, -1)
+
+
+def _fibonacci_directions(count: int) -> torch.Tensor:
+    """(count, 3) float64 unit vectors spread evenly over the sphere (none on a symmetry plane)."""
+    i = torch.arange(count, dtype=torch.float64) + 0.5
+    z = 1 - 2 * i / count
+    r = (1 - z * z).sqrt()
+    phi = i * math.pi * (3 - math.sqrt(5))
+    return torch.stack((r * torch.cos(phi), r * torch.sin(phi), z), -1)
+
+
+def sh_rotation_matrices(rotation: torch.Tensor, degree: int) -> list[torch.Tensor]:
+    """Per band l = 1..degree, the (2l+1, 2l+1) float64 matrix D_l with sh_basis(R d) = D_l sh_basis(d).
+
+    Fitted, not tabulated: the basis is evaluated at 64 well-spread directions d and at R d and the
+    linear system is solved by least squares. Rotations map each band onto itself, so the fit is
+    exact to float64 rounding (~1e-15), whatever the basis' sign convention. `rotation`: (3, 3) proper.
+    """
+    r = rotation.detach().to(device="cpu", dtype=torch.float64)
+    d = _fibonacci_directions(64)
+    before, after = sh_basis(d, degree), sh_basis(d @ r.T, degree)
+    fitted = torch.linalg.lstsq(before, after).solution.T  # after = before @ D^T, for the whole range
+    return [fitted[a:b, a:b] for a, b in _SH_BANDS[:degree]]
+
+
+def rotate_sh_rest(sh_rest: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """SH coefficients beyond DC (..., K, 3) of splats turned by `rotation` (3, 3, proper).
+
+    The rotated splat seen along R d shows the colour the original showed along d:
+    sum_k out[k] Y_k(R d) = sum_k sh_rest[k] Y_k(d). With Y(R d) = D Y(d) per band and D orthogonal,
+    out = D sh_rest band by band. Runs on sh_rest's device and dtype (D is computed in float64).
+    """
+    k = sh_rest.shape[-2]
+    degree = {3: 1, 8: 2, 15: 3}.get(k)
+    if degree is None:
+        raise ValueError(f"sh_rest has {k} coefficients per channel; expected 3, 8 or 15 (SH degrees 1-3).")
+    bands = []
+    for (a, b), d in zip(_SH_BANDS, sh_rotation_matrices(rotation, degree)):
+        d = d.to(device=sh_rest.device, dtype=torch.float32 if sh_rest.dtype in (torch.float16, torch.bfloat16)
+                 else sh_rest.dtype)
+        bands.append(torch.matmul(d, sh_rest[..., a:b, :].to(d.dtype)).to(sh_rest.dtype))
+    return torch.cat(bands, dim=-2)

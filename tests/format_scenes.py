@@ -43,3 +43,20 @@ def quat_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     same = (a - b).abs().amax(dim=-1)
     flipped = (a + b).abs().amax(dim=-1)
     return torch.minimum(same, flipped)
+
+
+def rotation_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) angle in radians of the rotation taking unit quaternion b to a (q and -q are the same)."""
+    a, b = a.to(torch.float64), b.to(torch.float64)
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b / b.norm(dim=-1, keepdim=True)
+    b = b * torch.where((a * b).sum(dim=-1, keepdim=True) < 0, -1.0, 1.0)
+    return 4.0 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))  # stable near 0, unlike acos
+
+
+def with_sh(scene: Gaussians, k: int = 15, seed: int = 0, spread: float = 0.3) -> Gaussians:
+    """`scene` with random SH bands (N, k, 3) inside [-1, 1) (SPZ's range), as a trained 3DGS file has."""
+    g = torch.Generator().manual_seed(seed)
+    rest = (torch.rand(scene.batch_size, scene.num_gaussians, k, 3, generator=g) * 2 - 1) * spread
+    from dataclasses import replace
+    return replace(scene, sh_rest=rest)

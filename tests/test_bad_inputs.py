@@ -477,3 +477,21 @@ def test_round_trip_of_edge_values_is_finite(clean):
     assert bool(torch.isfinite(back.scales).all()) and bool(torch.isfinite(back.opacities).all())
     assert back.opacities[0, :2].tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
     assert math.isclose(float(back.scales[0, 2].max()), 0.0, abs_tol=1e-30)
+
+
+@pytest.mark.parametrize("fmt, name", [("ply", "keep.ply"), ("spz", "keep.spz"), ("splat", "keep.splat")])
+def test_ctrl_c_mid_write_keeps_the_old_file_in_every_format(clean, monkeypatch, fmt, name):
+    path = sharp_core.save_gaussians(scene(), clean / name, format=fmt)
+    old = path.read_bytes()
+    real_open = open
+    monkeypatch.setattr(atomic, "open", lambda p, mode: InterruptingFile(real_open(p, mode), 1000), raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        sharp_core.save_gaussians(scene(n=500, seed=2), path, format=fmt)
+    assert path.read_bytes() == old
+    assert listing(clean) == [name]
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="NaN"):  # a refused scene leaves the old file too
+        bad = scene()
+        bad.means[0, 3, 1] = float("nan")
+        sharp_core.save_gaussians(bad, path, format=fmt)
+    assert path.read_bytes() == old and listing(clean) == [name]

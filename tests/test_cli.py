@@ -81,3 +81,40 @@ def test_offline_download_says_where_to_put_the_file(tmp_path, monkeypatch):
     message = str(err.value)
     assert "sharp_2572gikvuh.pt" in message and str(tmp_path / "models" / "sharp") in message
     assert "huggingface.co/apple/Sharp" in message
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+def test_export_converts_decimates_and_turns_y_up(tmp_path):
+    from format_scenes import sharp_like_scene
+
+    scene = sharp_like_scene()
+    src = sharp_core.save_ply(scene, tmp_path / "scene.ply")
+    assert main(["export", str(src), str(tmp_path / "small.sog"), "--max-splats", "1000"]) == 0
+    small = sharp_core.load_gaussians(tmp_path / "small.sog")
+    assert small.num_gaussians == 1000
+    # the kept splats are the most visible ones, as the Edit node's decimate keeps them
+    kept = sharp_core.decimate(sharp_core.load_ply(src), 1000)
+    assert torch.allclose(small.means[0].mean(0), kept.means[0].mean(0), atol=1e-3)
+    assert main(["export", str(src), str(tmp_path / "up.glb"), "--y-up"]) == 0
+    # the y-up .glb holds the scene turned twice (our y-up, then the glTF frame's), i.e. as it was,
+    # and reading it undoes the glTF frame once: the y-up scene
+    up = sharp_core.load_gaussians(tmp_path / "up.glb")
+    torch.testing.assert_close(up.means[0], scene.means[0] * torch.tensor([1.0, -1.0, -1.0]), atol=1e-6, rtol=1e-6)
+    # by bytes, not by name, and with an explicit output format
+    renamed = tmp_path / "scene.bin"
+    renamed.write_bytes(src.read_bytes())
+    assert main(["export", str(renamed), str(tmp_path / "out.dat"), "--format", "glb"]) == 0
+    assert sharp_core.load_gaussians(tmp_path / "out.dat").num_gaussians == scene.num_gaussians
+
+
+def test_export_errors_name_the_problem(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing.ply"), str(tmp_path / "x.sog")]) == 2
+    assert "missing.ply" in capsys.readouterr().err
+    src = sharp_core.save_ply(sharp_core.Gaussians(
+        means=torch.ones(4, 3), scales=torch.ones(4, 3), quats=torch.tensor([[1.0, 0, 0, 0]] * 4),
+        colors=torch.rand(4, 3), opacities=torch.rand(4), focal_px=[10.0], image_size=[(4, 4)]), tmp_path / "s.ply")
+    assert main(["export", str(src), str(tmp_path / "x.unknown")]) == 2
+    assert "unknown splat file type" in capsys.readouterr().err
+    assert not (tmp_path / "x.unknown").exists()

@@ -56,11 +56,14 @@ def test_tiny_fixture_architecture_is_inferred():
     assert list(cfg.gaussian_decoder_dims) == ref["gaussian_decoder_dims"]
 
 
-# Tolerances. On this CPU our float32 forward reproduces the reference bit for bit up to the NDC
-# Gaussians (disparity, NDC means, colours, opacities: error 0). Metric means differ by ~1e-7
-# (the unprojection is a closed-form diagonal, not a float32 matrix inverse), covariances by
-# ~1e-6 of each matrix's norm (our closed-form eigen-decomposition versus the reference's float64
-# SVD). The bounds leave a decade or two of room for other CPUs' kernels (e.g. without AVX-512).
+# Tolerances. On an AVX-512 CPU our float32 forward reproduces the reference bit for bit up to the
+# NDC Gaussians; metric means then differ by ~1e-7 (closed-form unprojection) and covariances by
+# ~1e-6 of each matrix's norm (closed-form eigen-decomposition versus the reference's float64 SVD).
+# On an AVX2-only CPU (no AVX-512) the convolution/matmul kernels sum in another order: measured
+# there, NDC and metric means 4.0e-5 (max relative), singular values 4.2e-5, covariances 9.6e-7
+# median / 8.3e-5 max, colours 3e-7, opacities 6e-7, disparity 1.3e-6. The reference itself
+# quotes ~1e-4 for float32 on CPU (shared/README.md), so the bounds sit at 2e-4 for positions and
+# 5e-4 for the worst covariance; a wrong layer, weight or formula gives errors of 1e-2 or more.
 def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
@@ -69,16 +72,16 @@ def test_parity_per_gaussian_fields(tiny_prediction, expected):
     g, _ = tiny_prediction
     idx = expected["index"]
     assert g.num_gaussians == 2 * 768 * 768
-    assert _max_rel(g.means[0, idx], expected["mean_vectors"]) < 1e-6
+    assert _max_rel(g.means[0, idx], expected["mean_vectors"]) < 2e-4
     assert _max_rel(g.colors[0, idx], expected["colors"]) < 1e-5
     assert _max_rel(g.opacities[0, idx], expected["opacities"]) < 1e-5
     cov, ref = g.covariances()[0, idx], expected["covariances"]
     per_splat = (cov - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
     assert per_splat.median() < 1e-5
-    assert per_splat.max() < 1e-4
+    assert per_splat.max() < 5e-4
     # Scales are the covariances' singular values: same multiset per splat.
     ours, theirs = g.scales[0, idx].sort(-1).values, expected["singular_values"].sort(-1).values
-    assert ((ours - theirs).abs() / theirs).max() < 1e-4
+    assert ((ours - theirs).abs() / theirs).max() < 2e-4
     # Quaternions are unit and describe proper rotations.
     assert torch.allclose(g.quats[0].norm(dim=-1), torch.ones(()), atol=1e-5)
 
@@ -99,7 +102,7 @@ def test_parity_monodepth_and_ndc(expected):
     with torch.inference_mode():
         ndc, disparity = model(resized, torch.tensor([cfg["f_px"] / cfg["input_width"]]))
     assert _max_rel(disparity[:, :, ::8, ::8], expected["disparity_stride8"]) < 1e-5
-    assert _max_rel(ndc.means[0, expected["index"]], expected["ndc_mean_vectors"]) < 1e-5
+    assert _max_rel(ndc.means[0, expected["index"]], expected["ndc_mean_vectors"]) < 2e-4
 
 
 def test_depth_output_is_first_monodepth_layer_in_metres(tiny_prediction, expected):

@@ -309,3 +309,21 @@ def test_video_to_moving_shot_renders_scene_i_at_camera_i():
     clip = ROOT / "examples" / by_type["LoadVideo"]["widgets_values"][0]
     data = clip.read_bytes()
     assert data[4:8] == b"ftyp" and len(data) < 300_000, "a small MP4 the core Load Video lists (video/mp4)"
+
+
+def test_compact_formats_workflow_saves_one_prediction_in_each_compact_format():
+    from sharp_core import FORMATS
+
+    wf = load(ROOT / "workflows" / "sharp_9_compact_formats.json")
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    sources = {(link[3], link[4]): nodes[link[1]]["type"] for link in wf["links"]}
+    assert [n["type"] for n in wf["nodes"]].count("SharpPredict") == 1, "the photo is predicted once"
+    names = [w[0] for w in expected_widgets(our_inputs("SharpSaveGaussians"))]
+    saves = [dict(zip(names, n["widgets_values"])) | {"id": n["id"]} for n in wf["nodes"] if n["type"] == "SharpSaveGaussians"]
+    by_label = {f.label: f.name for f in FORMATS.values()}
+    formats = {by_label[s["format"]] for s in saves}
+    assert {"sog", "compressed-ply", "glb"} <= formats and "sharp-ply" not in formats
+    assert all(sources[(s["id"], 0)] == "SharpPredict" for s in saves)
+    assert len({s["filename_prefix"] for s in saves}) == len(saves), "each file gets its own name"
+    headset = [s for s in saves if s["max_splats"]]
+    assert len(headset) == 1 and 200_000 <= headset[0]["max_splats"] <= 400_000

@@ -170,7 +170,7 @@ def load_compressed_ply(path: str | os.PathLike) -> Gaussians:
                 )
             _check_layout(path, elements)
             arrays = ply._read_binary(f, path, order, elements, start)
-            comments = _header_comments(f, start)
+            comments = ply.header_comments(f, start)
     except FileNotFoundError:
         raise
     except OSError as error:
@@ -203,29 +203,6 @@ def _check_layout(path: Path, elements: list) -> None:
             raise ValueError(f"{path}: compressed PLY 'sh' element must hold 9, 24 or 45 uchar f_rest_* properties.")
         if sh.count != vertex.count:
             raise ValueError(f"{path}: compressed PLY has {sh.count} SH rows for {vertex.count} splats.")
-
-
-def _header_comments(f, header_size: int) -> dict[str, list[str]]:
-    f.seek(0)
-    header = f.read(header_size).decode("ascii", errors="replace")
-    out = {}
-    for line in header.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "comment" and words[1].startswith("sharp_"):
-            out[words[1]] = words[2:]
-    return out
-
-
-def _metadata(path: Path, comments: dict[str, list[str]]) -> tuple[float, tuple[int, int]]:
-    try:
-        focal = float(comments["sharp_focal_px"][0]) if "sharp_focal_px" in comments else ply.DEFAULT_FOCAL_PX
-        size = comments.get("sharp_image_size")
-        image_size = (int(size[0]), int(size[1])) if size else ply.DEFAULT_IMAGE_SIZE
-    except (ValueError, IndexError):
-        raise ValueError(f"{path}: malformed sharp_focal_px / sharp_image_size header comment.") from None
-    if not math.isfinite(focal) or focal <= 0 or min(image_size) <= 0:
-        raise ValueError(f"{path}: header comments give an invalid focal length or image size.")
-    return focal, image_size
 
 
 def _decode(path: Path, arrays: dict, comments: dict[str, list[str]]) -> Gaussians:
@@ -266,7 +243,7 @@ def _decode(path: Path, arrays: dict, comments: dict[str, list[str]]) -> Gaussia
         v = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256.0))
         sh_rest = ((v - 0.5) * 8.0).astype(np.float32).reshape(n, 3, -1).transpose(0, 2, 1)
 
-    focal, image_size = _metadata(path, comments)
+    focal, image_size = ply.camera_from_comments(path, comments)
     fields = dict(
         means=torch.from_numpy(means.astype(np.float32)),
         scales=torch.from_numpy(np.exp(log_scales).astype(np.float32)),

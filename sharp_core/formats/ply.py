@@ -10,7 +10,12 @@ File layout written (binary little endian), matching SHARP's own exporter:
   `version` (3 uchar: 1, 5, 0).
 
 The reader also takes generic 3DGS files (extra vertex properties, any property order, float or
-double, ASCII or either byte order, no SHARP elements).
+double, ASCII or either byte order, no SHARP elements) and keeps their higher spherical-harmonic
+bands: `f_rest_*` (3 K values, channel-major: f_rest[c * K + k] is coefficient k of channel c) become
+`Gaussians.sh_rest` (N, K, 3) with K = 3, 8 or 15 (SH degree 1-3; a degree-4 file keeps its first
+15 per channel). `save_ply` writes SHARP's layout only (no f_rest); the "ply" format
+(formats/ply_3dgs.py) writes them. Files without SHARP's `intrinsic` element may carry the source
+camera as header comments `sharp_focal_px F` and `sharp_image_size W H` (our other PLY writers do).
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import torch
 
 from ..atomic import atomic_write
 from ..color import linear_to_srgb, srgb_to_linear
-from ..gaussians import Gaussians
+from ..gaussians import SH_REST_COUNTS, Gaussians
 from .base import SplatFormat
 
-__all__ = ["save_ply", "load_ply"]
+__all__ = ["save_ply", "load_ply", "header_comments", "camera_from_comments", "SH_C0", "SCALE_FLOOR"]
 
 # Degree-0 real spherical harmonic, sqrt(1 / (4 pi)): colour = sh * C0 + 0.5.
-_SH_C0 = math.sqrt(1.0 / (4.0 * math.pi))
+SH_C0 = _SH_C0 = math.sqrt(1.0 / (4.0 * math.pi))
 
 # Opacities are clamped to [eps, 1 - eps] before the logit so 0 and 1 stay finite. 2^-24 is the
 # float32 spacing just below 1, the smallest eps for which 1 - eps is still a float32 below 1;
@@ -40,7 +45,7 @@ OPACITY_EPS = 2.0**-24
 
 # Scales are floored at the smallest normal float32 before the log so a zero scale is stored as
 # a finite log (-87.3) instead of -inf.
-_SCALE_FLOOR = float(np.finfo(np.float32).tiny)
+SCALE_FLOOR = _SCALE_FLOOR = float(np.finfo(np.float32).tiny)
 
 # Metadata the reference reader assumes for files without SHARP's `intrinsic` element.
 DEFAULT_FOCAL_PX = 512.0
@@ -155,7 +160,9 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     unit quaternions. Focal length and image size come from SHARP's `intrinsic`/`image_size`
     elements (also the legacy 4-value intrinsic fx, fy, W, H); a 9-value intrinsic without
     `image_size` gives W = 2 cx, H = 2 cy; files without `intrinsic` get f = 512 px and
-    640 x 480 like the reference reader. Extra vertex properties (normals, f_rest_*) are ignored.
+    640 x 480 like the reference reader unless its header comments name them (see the module
+    docstring). `f_rest_*` properties become `sh_rest`; other extra vertex properties (normals) are
+    ignored.
     """
     path = Path(path)
     try:
@@ -165,11 +172,12 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
                 arrays = _read_with_plyfile(path, elements)
             else:
                 arrays = _read_binary(f, path, fmt, elements, data_start)
+            comments = header_comments(f, data_start)
     except FileNotFoundError:
         raise
     except OSError as error:
         raise ValueError(f"{path}: cannot read the PLY file ({error}).") from error
-    return _to_gaussians(path, arrays)
+    return _to_gaussians(path, arrays, comments)
 
 
 def _read_header(f, path: Path) -> tuple[str | None, list[_Element], int]:
@@ -248,7 +256,7 @@ def _read_with_plyfile(path: Path, elements: list[_Element]) -> dict:
     return {e.name: e.data for e in data.elements}
 
 
-def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
+def _to_gaussians(path: Path, arrays: dict, comments: dict[str, list[str]] | None = None) -> Gaussians:
     vertex = arrays.get("vertex")
     if vertex is None:
         raise ValueError(
@@ -268,6 +276,8 @@ def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
     means, sh, opacity, log_scales, quats = t.split((3, 3, 1, 3, 4), dim=-1)
     colors = sh * _SH_C0 + 0.5
     focal, image_size, color_space = _metadata(path, arrays)
+    if "intrinsic" not in arrays and comments:
+        focal, image_size = camera_from_comments(path, comments)
     if color_space == 0:
         colors = srgb_to_linear(colors)
     scales = log_scales.exp()
@@ -285,7 +295,53 @@ def _to_gaussians(path: Path, arrays: dict) -> Gaussians:
         opacities=opacity.squeeze(-1).sigmoid(),
         focal_px=[focal],
         image_size=[image_size],
+        sh_rest=_sh_rest(path, vertex),
     )
+
+
+def _sh_rest(path: Path, vertex: np.ndarray) -> torch.Tensor | None:
+    """(N, K, 3) float32 from the channel-major f_rest_0 .. f_rest_{3K'-1} properties, K the largest
+    of 3, 8, 15 with K <= K' (so a degree-4 file keeps degrees 1-3); None without them."""
+    names = set(vertex.dtype.names or ())
+    count = 0
+    while f"f_rest_{count}" in names:
+        count += 1
+    per_channel = count // 3
+    k = max(c for c in SH_REST_COUNTS if c <= per_channel)
+    if k == 0:
+        return None
+    rest = np.empty((len(vertex), 3, k), dtype=np.float32)
+    for c in range(3):
+        for i in range(k):
+            rest[:, c, i] = vertex[f"f_rest_{c * per_channel + i}"]
+    if not np.isfinite(rest).all():
+        raise ValueError(f"{path}: PLY f_rest_* (spherical-harmonic) properties contain NaN or infinite values.")
+    return torch.from_numpy(np.ascontiguousarray(rest.transpose(0, 2, 1)))
+
+
+def header_comments(f, header_size: int) -> dict[str, list[str]]:
+    """Our `comment sharp_<key> values...` header lines as {"sharp_<key>": [values]}."""
+    f.seek(0)
+    header = f.read(header_size).decode("ascii", errors="replace")
+    out = {}
+    for line in header.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "comment" and words[1].startswith("sharp_"):
+            out[words[1]] = words[2:]
+    return out
+
+
+def camera_from_comments(path: Path, comments: dict[str, list[str]]) -> tuple[float, tuple[int, int]]:
+    """(focal_px, (W, H)) from `sharp_focal_px` / `sharp_image_size` comments, else the defaults."""
+    try:
+        focal = float(comments["sharp_focal_px"][0]) if "sharp_focal_px" in comments else DEFAULT_FOCAL_PX
+        size = comments.get("sharp_image_size")
+        image_size = (int(size[0]), int(size[1])) if size else DEFAULT_IMAGE_SIZE
+    except (ValueError, IndexError):
+        raise ValueError(f"{path}: malformed sharp_focal_px / sharp_image_size header comment.") from None
+    if not math.isfinite(focal) or focal <= 0 or min(image_size) <= 0:
+        raise ValueError(f"{path}: header comments give an invalid focal length or image size.")
+    return focal, image_size
 
 
 def _check_values(path: Path, table: np.ndarray) -> None:

@@ -1,0 +1,3 @@
+from .geometry_types import SPLAT
+
+__all__ = ["SPLAT"]
