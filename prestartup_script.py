@@ -1,4 +1,4 @@
-"""Runs before ComfyUI imports any node pack: puts the example workflows' photos into input/.
+"""Runs before ComfyUI imports any node pack: puts the example workflows' photos and clip into input/.
 
 A file already in input/ under the same name is left alone, so a user's own file is never replaced.
 """
@@ -10,11 +10,11 @@ import os
 import shutil
 
 EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
-PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+PHOTO_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".mp4")  # photos and the example clip
 
 
 def copy_example_inputs(examples_dir: str, input_dir: str) -> list[str]:
-    """Copy the example photos missing from `input_dir`; returns the names copied."""
+    """Copy the example photos (and clip) missing from `input_dir`; returns the names copied."""
     copied = []
     os.makedirs(input_dir, exist_ok=True)
     for name in sorted(os.listdir(examples_dir)):

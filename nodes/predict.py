@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from pathlib import Path
 
 import comfy.model_management as mm
 import comfy.utils
 import torch
 
-from ..sharp_core import check_images, predict, prediction_steps, stack_scenes
+from ..sharp_core import IN_MEMORY_SCENES, SceneSequenceWriter, check_images, predict, prediction_steps, stack_scenes
 from .common import CATEGORY, GAUSSIANS, MODEL, depth_to_image
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,17 @@ def stage_progress(bar, offset: int):
         mm.throw_exception_if_processing_interrupted()
 
     return report
+
+
+def clip_writer(count: int) -> SceneSequenceWriter | None:
+    """For more than IN_MEMORY_SCENES images (a video), a writer streaming the scenes into ComfyUI's temp
+    folder, so SHARP Predict returns a disk-backed `SceneSequence` (sharp_core.sequence says why)."""
+    if count <= IN_MEMORY_SCENES:
+        return None
+    import folder_paths  # ComfyUI's module
+
+    return SceneSequenceWriter(Path(folder_paths.get_temp_directory()) / "sharp_clips" / uuid.uuid4().hex,
+                               depth_device=mm.intermediate_device())
 
 
 class SharpPredict:
@@ -98,17 +111,18 @@ class SharpPredict:
         device = sharp_model.load_for_inference(batch_size=1)
         steps = prediction_steps(sharp_model.net)  # per image: patch windows, encoders, decoders, unprojection
         progress = comfy.utils.ProgressBar(rgb.shape[0] * steps)
-        scenes = []
+        scenes = clip_writer(rgb.shape[0]) or []  # a clip streams its scenes to disk as they come
         for i in range(rgb.shape[0]):  # one image per pass: bounded memory, progress and Cancel between stages
             mm.throw_exception_if_processing_interrupted()
             with torch.inference_mode():
                 scenes.append(predict(sharp_model.net, rgb[i].to(device, torch.float32), **focal,
                                       progress=stage_progress(progress, i * steps)))
             progress.update_absolute((i + 1) * steps)
-        gaussians = stack_scenes(scenes)
+        gaussians = stack_scenes(scenes) if isinstance(scenes, list) else scenes.finish()
+        depth_maps = gaussians.depth if isinstance(scenes, list) else torch.stack(scenes.depths) if scenes.depths else None
         height, width = rgb.shape[1:3]
-        if gaussians.depth is not None:
-            depth = depth_to_image(gaussians.depth, size=(height, width))
+        if depth_maps is not None:
+            depth = depth_to_image(depth_maps, size=(height, width))
         else:
             log.warning("SHARP Predict: the engine returned no depth map; the depth output is black.")
             depth = torch.zeros(rgb.shape[0], height, width, 3)

@@ -33,7 +33,7 @@ def preview_ui(gaussians, max_splats: int = DEFAULT_MAX_SPLATS,
     (focal_px, image_size [W, H]) plus splat counts. Values are lists because ComfyUI concatenates
     `ui` values across batches.
     """
-    if not all(hasattr(gaussians, a) for a in ("means", "scenes", "focal_px")):  # duck-typed: the
+    if not all(hasattr(gaussians, a) for a in ("scenes", "focal_px", "image_size")):  # duck-typed: the
         # pack may be imported under two package names, which breaks isinstance
         raise TypeError(f"preview_ui needs SHARP_GAUSSIANS (sharp_core.Gaussians), got {type(gaussians).__name__}.")
     if temp_dir is None:

@@ -62,6 +62,10 @@ CORE_NODES: dict[str, dict] = {
                              ("format", "COMBO", {"options": ["auto", "mp4"]}),
                              ("codec", "COMBO", {"options": ["auto", "h264"]})],
                   "outputs": []},
+    # LoadVideo's combo carries upload=video, which the front end turns into the same upload button as
+    # an image upload's (saved workflows hold [file, "image"])
+    "LoadVideo": {"inputs": [("file", "COMBO", {"video_upload": True})], "outputs": ["VIDEO"]},
+    "GetVideoComponents": {"inputs": [("video", "VIDEO", {})], "outputs": ["IMAGE", "AUDIO", "FLOAT"]},
     "MaskToImage": {"inputs": [("mask", "MASK", {})], "outputs": ["IMAGE"]},
     # comfy_extras/nodes_load_3d.py; the front end adds the 3D canvas as a widget named "image"
     # (Comfy.Preview3D's beforeRegisterNodeDef: required.image = ["PREVIEW_3D"]) that saves "".
@@ -118,7 +122,7 @@ def expected_widgets(inputs: list[tuple[str, str, dict]]) -> list[tuple[str, str
     """
     required, optional, upload = [], [], False
     for name, kind, options in inputs:
-        if options.get("image_upload") and not options.get("optional"):
+        if (options.get("image_upload") or options.get("video_upload")) and not options.get("optional"):
             upload = True
         if kind not in WIDGET_TYPES or options.get("forceInput"):
             continue
@@ -159,7 +163,7 @@ def load(path: Path) -> dict:
 def test_workflows_are_shipped():
     assert len(WORKFLOWS) >= 4
     names = " ".join(p.name for p in WORKFLOWS)
-    for piece in ("ply", "video", "text", "focal"):
+    for piece in ("ply", "video", "text", "focal", "stereo", "moving_shot"):
         assert piece in names
 
 
@@ -234,7 +238,7 @@ def test_required_sockets_are_connected(path):
 def test_photos_the_workflows_load_are_bundled(path):
     bundled = {p.name for p in (ROOT / "examples").iterdir()}
     for node in load(path)["nodes"]:
-        if node["type"] in ("LoadImage", "SharpLoadImage"):
+        if node["type"] in ("LoadImage", "SharpLoadImage", "LoadVideo"):
             assert node["widgets_values"][0] in bundled
 
 
@@ -277,6 +281,43 @@ def test_photo_to_mesh_previews_the_saved_glb():
     assert sources[(preview["id"], model_file)] == "SharpToMesh"
     values = dict(zip([w[0] for w in expected_widgets(our_inputs("SharpToMesh"))], mesh["widgets_values"]))
     assert values["format"] == "glb" and values["filename_prefix"].startswith("3d/")  # where ComfyUI's 3D nodes look
+
+
+def _sources(wf: dict) -> dict[tuple[int, int], str]:
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    return {(link[3], link[4]): nodes[link[1]]["type"] for link in wf["links"]}
+
+
+def _widget_values(node: dict) -> dict:
+    return dict(zip([w[0] for w in expected_widgets(node_signature(node["type"])[0])], node["widgets_values"]))
+
+
+def test_photo_to_stereo_video_renders_side_by_side_into_a_video():
+    wf = load(ROOT / "workflows" / "sharp_6_photo_to_stereo_video.json")
+    sources, by_type = _sources(wf), {n["type"]: n for n in wf["nodes"]}
+    render, create, save = by_type["SharpRender"], by_type["CreateVideo"], by_type["SaveVideo"]
+    assert sources[(by_type["SharpPredict"]["id"], 1)] == "LoadImage"
+    assert sources[(render["id"], 0)] == "SharpPredict"
+    assert sources[(create["id"], 0)] == "SharpRender" and sources[(save["id"], 0)] == "CreateVideo"
+    values = _widget_values(render)
+    assert values["camera_path"] == "rotate_forward" and values["stereo"] == "side-by-side"
+    assert values["interaxial_mm"] == 63.0 and values["frames"] > 1
+
+
+def test_video_to_moving_shot_renders_scene_i_at_camera_i():
+    wf = load(ROOT / "workflows" / "sharp_8_video_to_moving_shot.json")
+    sources, by_type = _sources(wf), {n["type"]: n for n in wf["nodes"]}
+    predict, render = by_type["SharpPredict"], by_type["SharpRender"]
+    assert sources[(by_type["GetVideoComponents"]["id"], 0)] == "LoadVideo"
+    assert sources[(predict["id"], 1)] == "GetVideoComponents"
+    assert sources[(render["id"], 0)] == "SharpPredict"
+    assert sources[(by_type["CreateVideo"]["id"], 0)] == "SharpRender"
+    assert sources[(by_type["SaveVideo"]["id"], 0)] == "CreateVideo"
+    values = _widget_values(render)
+    assert values["sequence"] == "scene i at camera i" and values["align_scale"] is True
+    clip = ROOT / "examples" / by_type["LoadVideo"]["widgets_values"][0]
+    data = clip.read_bytes()
+    assert data[4:8] == b"ftyp" and len(data) < 300_000, "a small MP4 the core Load Video lists (video/mp4)"
 
 
 def test_compact_formats_workflow_saves_one_prediction_in_each_compact_format():
