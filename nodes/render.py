@@ -12,7 +12,7 @@ import torch
 
 from ..sharp_core import (
     STEREO_MODES, TRAJECTORY_KINDS, Camera, camera_path, interpolate_views, iter_scenes,
-    keyframe_trajectory, median_depth, move_camera, render, render_stereo, view_size, views_from_json,
+    keyframe_trajectory, median_depth, move_camera, parse_camera_views, render, render_stereo, view_size,
 )
 from ..sharp_core import align_scale as align_to_depth  # the node's widget is also called align_scale
 from .common import CAMERA, CATEGORY, GAUSSIANS, depth_to_image, float_input
@@ -150,7 +150,7 @@ class SharpRender:
         if not interaxial_mm >= 0 or not convergence_m >= 0:  # also NaN
             raise ValueError(f"SHARP Render: interaxial_mm ({interaxial_mm}) and convergence_m ({convergence_m}) must "
                              "be >= 0 (convergence 0 = the source view's median depth).")
-        views = views_from_json(camera) if camera not in (None, "", []) else views_from_json(camera_json or "")
+        views = parse_camera_views(camera) if camera not in (None, "", []) else parse_camera_views(camera_json or "")
         per_frame = sequence == SEQUENCE_MODES[1]
         sources = list(gaussians.image_size)
         if not per_frame and len(set(sources)) > 1 and not (width and height):

@@ -31,14 +31,14 @@ from .rendering import RenderResult, render, render_many
 from .sequence import IN_MEMORY_SCENES, SceneSequence, SceneSequenceWriter, align_scale, iter_scenes, median_depth
 from .stereo import STEREO_MODES, anaglyph_red_cyan, pack_stereo, render_stereo, squeeze_camera, stereo_eye_size, stereo_pair
 from .trajectory import TRAJECTORY_KINDS, camera_path, keyframe_trajectory, move_camera
-from .view_path import interpolate_views, slerp, view_size, views_from_json
+from .view_path import interpolate_views, slerp, view_size
 from .weights import CHECKPOINT_NAME, HF_REPO, CheckpointUnavailable, default_checkpoint_dir, download_checkpoint
 
 __all__ = [
     "IN_MEMORY_SCENES",
     "STEREO_MODES", "SceneSequence", "SceneSequenceWriter", "align_scale", "anaglyph_red_cyan", "interpolate_views",
     "iter_scenes", "median_depth", "pack_stereo", "render_stereo", "slerp", "squeeze_camera", "stereo_eye_size",
-    "stereo_pair", "view_size", "views_from_json",
+    "stereo_pair", "view_size",
     "COLOR_MODES", "DEFAULT_EDGE_THRESHOLD", "DEPTH_SOURCES", "MESH_FORMATS", "TriangleMesh", "depth_to_mesh",
     "mesh_files", "project_points", "save_mesh", "scene_mesh", "unproject_pixels", "y_up_vertices",
     "CHECKPOINT_NAME", "CHECKPOINT_SUFFIXES", "Camera", "CheckpointUnavailable", "DEFAULT_FOCAL_MM", "DTYPES",

@@ -11,57 +11,17 @@ The first and last frames are exactly the first and last keys.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from .camera import Camera, camera_from_view
+from .camera_views import parse_camera_views
 from .linalg import quats_from_rotations, rotations_from_quats
 
-__all__ = ["views_from_json", "interpolate_views", "view_size", "slerp"]
+__all__ = ["interpolate_views", "view_size", "slerp"]
 
-MAX_KEY_VIEWS = 256  # a camera path is designed by a handful of key views (the viewer stores at most as many)
-MAX_CAMERA_JSON_CHARS = 1_000_000
-
-
-def views_from_json(value) -> list[dict]:
-    """Key views from the Render node's camera input: a JSON string, one view dict or a list of them.
-
-    Every view is checked as `camera_from_view` checks it; errors name the view and the fix. None, an
-    empty string or an empty list means "no camera" and returns [].
-    """
-    if value is None:
-        return []
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return []
-        if len(text) > MAX_CAMERA_JSON_CHARS:
-            raise ValueError(f"The camera JSON is {len(text)} characters long; a camera path needs far less "
-                             f"(at most {MAX_CAMERA_JSON_CHARS}).")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The camera JSON does not parse ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                             "paste the text the viewer's 'use this view' stored, a view dict or a list of them.") from None
-    if isinstance(value, Mapping):
-        value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"The camera must be a view dict or a list of view dicts, got {type(value).__name__}.")
-    if len(value) > MAX_KEY_VIEWS:
-        raise ValueError(f"The camera holds {len(value)} key views; at most {MAX_KEY_VIEWS} are accepted.")
-    views = []
-    for i, view in enumerate(value):
-        try:
-            camera_from_view(view)  # the one validation of a view
-        except ValueError as exc:
-            raise ValueError(f"Camera key view {i + 1} of {len(value)}: {exc}") from None
-        views.append(dict(view))
-    return views
 
 
 def view_size(view: Mapping, width: int = 0, height: int = 0) -> tuple[int, int]:
@@ -99,7 +59,7 @@ def interpolate_views(views: Sequence[Mapping], frames: int, width: int, height:
     """
     if frames < 1:
         raise ValueError(f"frames must be at least 1, got {frames}.")
-    views = views_from_json(list(views))
+    views = parse_camera_views(list(views))
     if not views:
         raise ValueError("No key view given: pass at least one camera view.")
     keys = [camera_from_view(v, width, height) for v in views]

@@ -93,7 +93,7 @@ def test_several_views_are_interpolated_over_frames(scene):
     assert images.shape == (7, 32, 64, 3)
     last = render(scene, camera_from_view(views[-1], 64, 32), 64, 32, backend="torch")
     assert torch.allclose(images[-1], last.color, atol=1e-5)
-    with pytest.raises(ValueError, match="key view 2 of 2"):
+    with pytest.raises(ValueError, match="camera view 2 of 2"):
         run(scene, camera_json=json.dumps([views[0], {"fov_y_deg": 10}]))
 
 
