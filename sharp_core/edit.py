@@ -232,12 +232,14 @@ def half_turn(g: Gaussians, rotation: torch.Tensor) -> Gaussians:
     signs = torch.diagonal(rotation)
     if not torch.equal(rotation, torch.diag(signs)) or not bool((signs.abs() == 1).all()) or float(signs.prod()) != 1:
         raise ValueError("half_turn takes a diagonal rotation with entries +-1 and two of them -1.")
-    turned = transform(g, rotation=rotation)
-    if turned.sh_rest is not None:
-        k = turned.sh_rest.shape[2]
-        factor = torch.where(_SH_ODD_AXES[:k], signs.to(torch.float32)[None, :], torch.ones(())).prod(dim=1)
-        turned = replace(turned, sh_rest=turned.sh_rest * factor.to(turned.sh_rest)[None, None, :, None])
-    return turned
+    # `transform` would turn the SH too, through fitted rotation matrices (exact to ~1e-15); a half
+    # turn only flips signs, so do that exactly instead and let `transform` move the rest.
+    turned = transform(replace(g, sh_rest=None), rotation=rotation)
+    if g.sh_rest is None:
+        return turned
+    k = g.sh_rest.shape[2]
+    factor = torch.where(_SH_ODD_AXES[:k], signs.to(torch.float32)[None, :], torch.ones(())).prod(dim=1)
+    return replace(turned, sh_rest=g.sh_rest * factor.to(g.sh_rest)[None, None, :, None])
 
 
 def recenter(g: Gaussians, mode: str = "median") -> Gaussians:

@@ -105,3 +105,15 @@ def test_crop_and_decimate_keep_each_splats_coefficients():
         idx = torch.cdist(edited.means[0], scene.means[0]).argmin(dim=1)
         assert torch.equal(edited.means[0], scene.means[0, idx])
         assert torch.equal(edited.sh_rest[0], scene.sh_rest[0, idx])
+
+
+def test_half_turn_and_transform_agree_on_sh():
+    """half_turn flips SH signs exactly; transform turns them through the fitted matrices: same result."""
+    from format_scenes import sharp_like_scene, with_sh
+    from sharp_core.edit import OPENCV_TO_Y_UP, half_turn, transform
+
+    scene = with_sh(sharp_like_scene(), k=15)
+    exact, fitted = half_turn(scene, OPENCV_TO_Y_UP), transform(scene, rotation=OPENCV_TO_Y_UP)
+    assert not torch.allclose(exact.sh_rest, scene.sh_rest)
+    assert torch.allclose(exact.sh_rest, fitted.sh_rest, atol=1e-5)
+    assert torch.allclose(exact.means, fitted.means) and torch.allclose(exact.quats, fitted.quats)
