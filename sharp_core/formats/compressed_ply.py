@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import SH_C0, linear_to_srgb, srgb_to_linear
 from ..gaussians import Gaussians
 from . import ply
 from .base import SplatFormat
@@ -52,7 +52,6 @@ from .quantize import from_smallest_three, from_unorm, morton_order, smallest_th
 __all__ = ["save_compressed_ply", "load_compressed_ply", "CHUNK_SIZE"]
 
 CHUNK_SIZE = 256
-SH_C0 = 0.28209479177387814
 LOG_SCALE_RANGE = (-20.0, 20.0)
 _SCALE_FLOOR = float(np.finfo(np.float32).tiny)
 _CHUNK_PROPERTIES = (

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..color import linear_to_srgb
+from ..color import SH_C0, linear_to_srgb
 from ..edit import OPENCV_TO_Y_UP, half_turn
 from ..gaussians import Gaussians
 from ..glb import GltfBuilder, accessor_array, read_glb, write_glb
@@ -49,7 +49,6 @@ from .base import SplatFormat, camera_entry, camera_from_entry, scene_from_array
 __all__ = ["save_glb", "load_glb", "EXTENSION"]
 
 EXTENSION = "KHR_gaussian_splatting"
-SH_C0 = 0.28209479177387814
 _PREFIX = EXTENSION + ":"
 _POINTS = 0
 _COEFS_PER_DEGREE = (1, 3, 5, 7)

@@ -29,14 +29,11 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import SH_C0, linear_to_srgb, srgb_to_linear
 from ..gaussians import SH_REST_COUNTS, Gaussians
 from .base import SplatFormat
 
 __all__ = ["save_ply", "load_ply", "header_comments", "camera_from_comments", "SH_C0", "SCALE_FLOOR"]
-
-# Degree-0 real spherical harmonic, sqrt(1 / (4 pi)): colour = sh * C0 + 0.5.
-SH_C0 = _SH_C0 = math.sqrt(1.0 / (4.0 * math.pi))
 
 # Opacities are clamped to [eps, 1 - eps] before the logit so 0 and 1 stay finite. 2^-24 is the
 # float32 spacing just below 1, the smallest eps for which 1 - eps is still a float32 below 1;
@@ -116,7 +113,7 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> Path:
 def _vertex_array(gaussians: Gaussians) -> np.ndarray:
     """(N, 14) little-endian float32 rows in `_VERTEX_PROPERTIES` order."""
     g = gaussians.to(dtype=torch.float32) if gaussians.dtype != torch.float32 else gaussians
-    colors_sh = (linear_to_srgb(g.colors[0]) - 0.5) / _SH_C0
+    colors_sh = (linear_to_srgb(g.colors[0]) - 0.5) / SH_C0
     opacity_logit = torch.logit(g.opacities[0].clamp(OPACITY_EPS, 1.0 - OPACITY_EPS)).unsqueeze(-1)
     log_scales = g.scales[0].clamp(min=_SCALE_FLOOR).log()
     columns = (g.means[0], colors_sh, opacity_logit, log_scales, g.quats[0])
@@ -276,7 +273,7 @@ def _to_gaussians(path: Path, arrays: dict, comments: dict[str, list[str]] | Non
     _check_values(path, table)
     t = torch.from_numpy(table)
     means, sh, opacity, log_scales, quats = t.split((3, 3, 1, 3, 4), dim=-1)
-    colors = sh * _SH_C0 + 0.5
+    colors = sh * SH_C0 + 0.5
     focal, image_size, color_space = _metadata(path, arrays)
     if "intrinsic" not in arrays and comments:
         focal, image_size = camera_from_comments(path, comments)

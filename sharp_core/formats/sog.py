@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_target, atomic_targets
-from ..color import linear_to_srgb
+from ..color import SH_C0, linear_to_srgb
 from ..gaussians import Gaussians
 from . import ply
 from .base import SplatFormat, camera_entry, camera_from_entry, scene_from_arrays
@@ -71,7 +71,6 @@ from .quantize import codebook_1d, from_smallest_three, morton_order, smallest_t
 __all__ = ["save_sog", "load_sog", "MAX_SPLATS", "SOG_VERSION"]
 
 SOG_VERSION = 2
-SH_C0 = 0.28209479177387814
 MAX_SPLATS = 1 << 26  # 67 M: far above any single SOG (splat-transform stops at ~1-2 M per file)
 _MAX_META_BYTES = 16 << 20
 _SCALE_FLOOR = float(np.finfo(np.float32).tiny)

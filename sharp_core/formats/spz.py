@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..color import linear_to_srgb, srgb_to_linear
+from ..color import SH_C0, linear_to_srgb, srgb_to_linear
 from ..gaussians import SH_REST_COUNTS, Gaussians
 from . import ply
 from .base import SplatFormat
@@ -111,7 +111,7 @@ def save_spz(gaussians: Gaussians, path: str | os.PathLike, frame: str = "rub", 
     positions = (fixed.astype("<u4") & 0xFFFFFF).view(np.uint8).reshape(n, 3, 4)[:, :, :3]
 
     alphas = _u8(g.opacities[0].numpy() * 255.0, 1, 254)
-    f_dc = (linear_to_srgb(g.colors[0]).numpy().astype(np.float64) - 0.5) / ply.SH_C0
+    f_dc = (linear_to_srgb(g.colors[0]).numpy().astype(np.float64) - 0.5) / SH_C0
     colors = _u8(f_dc * (_COLOR_SCALE * 255.0) + 127.5)
     log_scales = np.log(np.maximum(g.scales[0].numpy().astype(np.float64), ply.SCALE_FLOOR))
     scales = _u8((log_scales + 10.0) * 16.0)
@@ -289,7 +289,7 @@ def _decode(path: Path, version: int, n: int, degree: int, bits: int, streams: l
         means = ((fixed ^ 0x800000) - 0x800000).astype(np.float64) * 2.0 ** -bits
     opacities = alpha_b.astype(np.float32) / 255.0
     f_dc = (color_b.reshape(n, 3).astype(np.float64) / 255.0 - 0.5) / _COLOR_SCALE
-    srgb = f_dc * ply.SH_C0 + 0.5
+    srgb = f_dc * SH_C0 + 0.5
     scales = np.exp(scale_b.reshape(n, 3).astype(np.float64) / 16.0 - 10.0)
     if version >= 3:
         packed = rot_b.view("<u4")
