@@ -225,6 +225,14 @@ _SH_ODD_AXES = torch.tensor([
 ], dtype=torch.bool)
 
 
+def axis_flip_sh_signs(signs) -> torch.Tensor:
+    """(15,) float32 factors, one per SH coefficient beyond DC (degrees 1-3, 3DGS order), for the
+    axis flips `signs` (3 entries of +-1): each coefficient gets the product of the flips of its odd
+    axes. A half turn is two such flips; file frames (RUB vs RDF) differ by one."""
+    signs = torch.as_tensor(signs, dtype=torch.float32).reshape(3)
+    return torch.where(_SH_ODD_AXES, signs[None, :], torch.ones(())).prod(dim=1)
+
+
 def half_turn(g: Gaussians, rotation: torch.Tensor) -> Gaussians:
     """`transform` by a half turn about x, y or z given as a diagonal (3, 3) rotation (two entries
     -1, e.g. `OPENCV_TO_Y_UP`), with the SH bands beyond DC turned too (exactly: each coefficient
@@ -237,8 +245,7 @@ def half_turn(g: Gaussians, rotation: torch.Tensor) -> Gaussians:
     turned = transform(replace(g, sh_rest=None), rotation=rotation)
     if g.sh_rest is None:
         return turned
-    k = g.sh_rest.shape[2]
-    factor = torch.where(_SH_ODD_AXES[:k], signs.to(torch.float32)[None, :], torch.ones(())).prod(dim=1)
+    factor = axis_flip_sh_signs(signs)[: g.sh_rest.shape[2]]
     return replace(turned, sh_rest=g.sh_rest * factor.to(g.sh_rest)[None, None, :, None])
 
 

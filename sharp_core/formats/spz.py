@@ -56,6 +56,7 @@ import torch
 from ..atomic import atomic_write
 from ..color import SH_C0, linear_to_srgb, srgb_to_linear
 from ..gaussians import SH_REST_COUNTS, Gaussians
+from ..edit import axis_flip_sh_signs
 from . import ply
 from .base import SplatFormat
 from .quantize import from_smallest_three, smallest_three
@@ -71,7 +72,7 @@ _FIXED_MAX = (1 << 23) - 1
 _DEFLATE_MAX_RATIO = 1032  # DEFLATE cannot expand a stream by more than about 1032:1
 _ZSTD_MAX_RATIO = 1 << 16  # generous: zstd's own limit is far beyond real splat streams
 # Sign of each SH coefficient (bands 1-3, 3DGS order) under (x, y, z) -> (x, -y, -z).
-SH_FLIP_RDF_RUB = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], dtype=np.float32)
+SH_FLIP_RDF_RUB = axis_flip_sh_signs((1, -1, -1)).numpy()  # y and z flipped
 _FRAMES = ("rub", "rdf")
 
 
