@@ -93,14 +93,17 @@
       return { status: "timeout", events: events.map((e) => e.type) };
     },
 
-    /** Texts of visible dialogs and error toasts. */
+    /** Texts of visible dialogs and error toasts: PrimeVue dialogs and toasts (1.2x), the legacy
+     *  modal, and 1.5x's error overlay and the Issues panel's error log. */
     dialogs() {
       return [...visibleText(".p-dialog"), ...visibleText(".p-toast-message-error"),
-              ...visibleText(".comfy-modal-content")];
+              ...visibleText(".comfy-modal-content"), ...visibleText("[data-testid='error-overlay']"),
+              ...visibleText("[data-testid='runtime-error-panel']")];
     },
 
     closeDialogs() {
-      for (const b of document.querySelectorAll(".p-dialog .p-dialog-close-button, .p-dialog-header-close")) b.click();
+      for (const b of document.querySelectorAll(".p-dialog .p-dialog-close-button, .p-dialog-header-close, "
+                                                + "[data-testid='error-overlay-dismiss']")) b.click();
     },
 
     /** Where each SHARP viewer sits on the page, and what it holds. */
@@ -135,7 +138,14 @@
     },
 
     /** Text of the error dialog and toasts, and the last execution error the server sent. */
-    errorReport() {
+    async errorReport() {
+      // 1.5x first shows a short overlay ("<node> failed"); its "View details" opens the error log,
+      // as a user would
+      const details = document.querySelector("[data-testid='error-overlay-see-errors']");
+      if (details) {
+        details.click();
+        await sleep(1500);
+      }
       const err = events.find((e) => e.type === "execution_error")?.detail;
       return { dialogs: this.dialogs(), exception_type: err?.exception_type ?? null,
                exception_message: err?.exception_message ?? null, node_type: err?.node_type ?? null };

@@ -60,3 +60,27 @@ def with_sh(scene: Gaussians, k: int = 15, seed: int = 0, spread: float = 0.3) -
     rest = (torch.rand(scene.batch_size, scene.num_gaussians, k, 3, generator=g) * 2 - 1) * spread
     from dataclasses import replace
     return replace(scene, sh_rest=rest)
+
+
+def assert_ply_holds(path, ours, *, opacity_atol: float, what: str) -> None:
+    """The 3DGS PLY at `path` (a third-party tool's decoding of one of our files) holds the splats of
+    `ours` (our decoding of the same file) splat by splat, in the same order, to float32 precision.
+    `opacity_atol`: how far the tool's clamped logit may move opacities 0 and 1."""
+    import numpy as np
+    from plyfile import PlyData
+
+    from sharp_core.color import SH_C0, linear_to_srgb
+
+    v = PlyData.read(str(path))["vertex"].data
+    assert len(v) == ours.num_gaussians, f"{what}: {len(v)} splats, ours {ours.num_gaussians}"
+
+    def col(*names):
+        return torch.from_numpy(np.stack([v[n] for n in names], axis=1).astype(np.float64))
+
+    o = ours.to(dtype=torch.float64)
+    torch.testing.assert_close(col("x", "y", "z"), o.means[0], atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(col("scale_0", "scale_1", "scale_2").exp(), o.scales[0], atol=1e-9, rtol=1e-5)
+    torch.testing.assert_close(col("f_dc_0", "f_dc_1", "f_dc_2") * SH_C0 + 0.5, linear_to_srgb(o.colors[0]),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.sigmoid(col("opacity")[:, 0]), o.opacities[0], atol=opacity_atol, rtol=0)
+    assert (quat_error(col("rot_0", "rot_1", "rot_2", "rot_3"), o.quats[0]) < 1e-5).all(), f"{what}: rotations differ"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from format_scenes import quat_error, sharp_like_scene
+from format_scenes import assert_ply_holds, quat_error, sharp_like_scene
 from sharp_core import load_gaussians, save_gaussians, save_ply
 from sharp_core.color import linear_to_srgb
 from sharp_core.formats.compressed_ply import CHUNK_SIZE, load_compressed_ply
@@ -81,8 +81,6 @@ def test_partial_chunk_and_degenerate_ranges(tmp_path):
 
 
 def test_splat_transform_reads_our_file_as_we_do(tmp_path, splat_transform):
-    from plyfile import PlyData
-
     scene = sharp_like_scene(seed=1)
     path = save_gaussians(scene, tmp_path / "ours.compressed.ply")
     ours = load_compressed_ply(path)
@@ -92,16 +90,7 @@ def test_splat_transform_reads_our_file_as_we_do(tmp_path, splat_transform):
     assert_stats_match(stats, scene_stats(scene), tolerance, "splat-transform reading our compressed PLY",
                        skip=("rot_0", "rot_1", "rot_2", "rot_3"))  # smallest-three flips q's sign
     # splat by splat, splat-transform's decoding is ours (same order, float32 agreement)
-    v = PlyData.read(str(out))["vertex"].data
-    assert len(v) == scene.num_gaussians
-    col = lambda *names: torch.from_numpy(np.stack([v[n] for n in names], axis=1).astype(np.float64))  # noqa: E731
-    o = ours.to(dtype=torch.float64)
-    torch.testing.assert_close(col("x", "y", "z"), o.means[0], atol=1e-5, rtol=1e-6)
-    torch.testing.assert_close(col("scale_0", "scale_1", "scale_2").exp(), o.scales[0], atol=1e-9, rtol=1e-5)
-    torch.testing.assert_close(col("f_dc_0", "f_dc_1", "f_dc_2") * 0.28209479177387814 + 0.5,
-                               linear_to_srgb(o.colors[0]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch.sigmoid(col("opacity")[:, 0]), o.opacities[0], atol=1e-5, rtol=0)
-    assert (quat_error(col("rot_0", "rot_1", "rot_2", "rot_3"), o.quats[0]) < 1e-5).all()
+    assert_ply_holds(out, ours, opacity_atol=1e-5, what="splat-transform's decoding of our compressed PLY")
 
 
 def test_we_read_splat_transforms_file(tmp_path, splat_transform):

@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from format_scenes import quat_error, sharp_like_scene
+from format_scenes import assert_ply_holds, quat_error, sharp_like_scene
 from sharp_core import load_gaussians, save_gaussians, save_ply
-from sharp_core.color import linear_to_srgb
+from sharp_core.color import SH_C0, linear_to_srgb
 from sharp_core.formats import sog
 from sharp_core.formats.quantize import morton_order
 from third_party_readers import assert_stats_match, match_splats, scene_stats, splat_transform  # noqa: F401
-
-C0 = 0.28209479177387814
 
 
 def with_sh(scene, k: int = 8, seed: int = 5):
@@ -51,8 +49,8 @@ def _assert_within_bounds(original, decoded, meta: dict, what: str) -> None:
     assert ((d.means[0] - means).abs() <= bound).all(), f"{what}: position outside its bound"
     log_s = o.scales[0][order].clamp(min=float(np.finfo(np.float32).tiny)).log()
     assert ((d.scales[0].log() - log_s).abs() <= _half_gap(meta["scales"]["codebook"]) + 1e-5).all(), f"{what}: scale"
-    f_dc = (linear_to_srgb(o.colors[0][order]) - 0.5) / C0
-    f_dc_back = (linear_to_srgb(d.colors[0]) - 0.5) / C0
+    f_dc = (linear_to_srgb(o.colors[0][order]) - 0.5) / SH_C0
+    f_dc_back = (linear_to_srgb(d.colors[0]) - 0.5) / SH_C0
     assert ((f_dc_back - f_dc).abs() <= _half_gap(meta["sh0"]["codebook"]) + 1e-4).all(), f"{what}: colour outside its bound"
     assert ((d.opacities[0] - o.opacities[0][order]).abs() <= 1 / 510 + eps).all(), f"{what}: opacity outside its bound"
     assert (quat_error(d.quats[0], o.quats[0][order]) <= 3 / (255 * math.sqrt(2)) + 1e-4).all(), f"{what}: rotation"
@@ -122,8 +120,6 @@ def test_empty_and_single_point_scenes(tmp_path):
 
 
 def test_splat_transform_reads_our_sog_as_we_do(tmp_path, splat_transform):
-    from plyfile import PlyData
-
     scene = sharp_like_scene(seed=1)
     path = save_gaussians(scene, tmp_path / "ours.sog")
     ours = load_gaussians(path)
@@ -132,17 +128,9 @@ def test_splat_transform_reads_our_sog_as_we_do(tmp_path, splat_transform):
     # far the decoding is from the scene is bounded in test_bundle_round_trip_within_quantisation_bounds
     tolerance = {"position": 1e-5, "rotation": 1e-5, "scale": 1e-6, "opacity": 2e-6, "color": 1e-5}
     assert_stats_match(stats, scene_stats(ours), tolerance, "splat-transform reading our .sog")
-    out = splat_transform.convert(path, tmp_path / "theirs.ply")
-    v = PlyData.read(str(out))["vertex"].data
-    assert len(v) == scene.num_gaussians
-    col = lambda *names: torch.from_numpy(np.stack([v[n] for n in names], axis=1).astype(np.float64))  # noqa: E731
-    o = ours.to(dtype=torch.float64)
-    torch.testing.assert_close(col("x", "y", "z"), o.means[0], atol=1e-5, rtol=1e-6)
-    torch.testing.assert_close(col("scale_0", "scale_1", "scale_2").exp(), o.scales[0], atol=1e-9, rtol=1e-5)
-    torch.testing.assert_close(col("f_dc_0", "f_dc_1", "f_dc_2") * C0 + 0.5, linear_to_srgb(o.colors[0]), atol=1e-5, rtol=0)
     # splat-transform keeps opacity in (0, 1) through a clamped logit: 0 / 1 come back as 1e-6 / 1 - 1e-6
-    torch.testing.assert_close(torch.sigmoid(col("opacity")[:, 0]), o.opacities[0], atol=2e-6, rtol=0)
-    assert (quat_error(col("rot_0", "rot_1", "rot_2", "rot_3"), o.quats[0]) < 1e-5).all()
+    assert_ply_holds(splat_transform.convert(path, tmp_path / "theirs.ply"), ours, opacity_atol=2e-6,
+                     what="splat-transform's decoding of our .sog")
 
 
 def test_splat_transform_reads_our_sh_bands(tmp_path, splat_transform):
@@ -172,8 +160,8 @@ def test_we_read_splat_transforms_sog(tmp_path, splat_transform, name):
     # splat-transform's default WebP encoding drops the colour of fully transparent texels
     # (opacity 0 is alpha 0 in sh0.webp); ours encodes with exact=True and keeps it
     seen = o.opacities[0] >= 1 / 255
-    f_dc = (linear_to_srgb(o.colors[0]) - 0.5) / C0
-    err = ((linear_to_srgb(b.colors[0][idx]) - 0.5) / C0 - f_dc).abs()[seen]
+    f_dc = (linear_to_srgb(o.colors[0]) - 0.5) / SH_C0
+    err = ((linear_to_srgb(b.colors[0][idx]) - 0.5) / SH_C0 - f_dc).abs()[seen]
     assert (err <= _codebook_bound(meta["sh0"]["codebook"], f_dc[seen]) + 1e-4).all()
 
 

@@ -1,16 +1,17 @@
-// ComfyUI extension: an "upload PLY" button (and drag-and-drop of a .ply) on Load Gaussians (PLY).
+// ComfyUI extension: an "upload splat file" button (and drag-and-drop of a splat file: .ply, .spz,
+// .splat, .sog, .glb, .ksplat) on Load Gaussians.
 // The upload itself lives in sharp_ply_upload_core.js; this module only wires it to the node.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import {
-  PLY_ACCEPT, PLY_COMBO, PLY_LOADER_NODE, UPLOAD_LABEL, firstPlyFile, uploadPly,
+  PLY_COMBO, PLY_LOADER_NODE, SPLAT_ACCEPT, UPLOAD_LABEL, firstSplatFile, uploadPly,
 } from "./sharp_ply_upload_core.js";
 
 function reportError(err) {
   const detail = err?.message ?? String(err);
   const toast = app.extensionManager?.toast;
-  if (toast?.add) toast.add({ severity: "error", summary: "Load Gaussians (PLY)", detail, life: 8000 });
+  if (toast?.add) toast.add({ severity: "error", summary: "Load Gaussians", detail, life: 8000 });
   else window.alert(detail);
 }
 
@@ -32,7 +33,7 @@ function addUploadButton(node) {
   };
 
   const picker = document.createElement("input");
-  Object.assign(picker, { type: "file", accept: PLY_ACCEPT });
+  Object.assign(picker, { type: "file", accept: SPLAT_ACCEPT });
   picker.style.display = "none";
   picker.addEventListener("change", () => {
     const file = picker.files?.[0];
@@ -74,7 +75,7 @@ app.registerExtension({
 
     const onDragDrop = nodeType.prototype.onDragDrop;
     nodeType.prototype.onDragDrop = function (event) {
-      const file = firstPlyFile(event?.dataTransfer?.files);
+      const file = firstSplatFile(event?.dataTransfer?.files);
       if (file && this.sharpPlyUpload) {
         this.sharpPlyUpload.upload(file);
         return true;

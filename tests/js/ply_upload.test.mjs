@@ -1,11 +1,15 @@
-// PLY upload (web/sharp_ply_upload_core.js): the request ComfyUI's /upload/image expects, the
+// Splat-file upload (web/sharp_ply_upload_core.js): the request ComfyUI's /upload/image expects, the
 // answer turned into a combo value, the combo update, and the errors a user sees.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 import {
-  UPLOAD_ROUTE, comboValueFor, firstPlyFile, isPlyFile, plyUploadForm, selectChoice, uploadPly,
+  SPLAT_ACCEPT, SPLAT_EXTENSIONS, UPLOAD_ROUTE, comboValueFor, firstSplatFile, isSplatFile, plyUploadForm,
+  selectChoice, uploadPly,
 } from "../../web/sharp_ply_upload_core.js";
+import { python } from "./python_helper.mjs";
 
 function comboWidget(values = ["a.ply", "z.ply"], value = "a.ply") {
   const calls = [];
@@ -26,15 +30,31 @@ function fakeServer(answer, status = 200) {
   return { fetchApi, requests };
 }
 
-test("only .ply names count as PLY files", () => {
-  assert.equal(isPlyFile({ name: "x.PLY" }), true);
-  assert.equal(isPlyFile({ name: "x.ply.png" }), false);
-  assert.equal(isPlyFile({}), false);
-  assert.equal(isPlyFile(null), false);
-  const files = [{ name: "a.png" }, { name: "b.ply" }, { name: "c.ply" }];
-  assert.equal(firstPlyFile(files).name, "b.ply");
-  assert.equal(firstPlyFile([{ name: "a.png" }]), null);
-  assert.equal(firstPlyFile(undefined), null);
+test("every single-file splat format counts, any case; other files don't", () => {
+  for (const name of ["x.PLY", "a.compressed.ply", "b.spz", "c.SPLAT", "d.sog", "e.glb", "f.ksplat"]) {
+    assert.equal(isSplatFile({ name }), true, name);
+  }
+  for (const name of ["x.ply.png", "meta.json", "photo.jpg", "scene.spz.gz", "ply"]) {
+    assert.equal(isSplatFile({ name }), false, name);
+  }
+  assert.equal(isSplatFile({}), false);
+  assert.equal(isSplatFile(null), false);
+  const files = [{ name: "a.png" }, { name: "b.spz" }, { name: "c.ply" }];
+  assert.equal(firstSplatFile(files).name, "b.spz");
+  assert.equal(firstSplatFile([{ name: "a.png" }]), null);
+  assert.equal(firstSplatFile(undefined), null);
+  assert.equal(SPLAT_ACCEPT, SPLAT_EXTENSIONS.join(","));
+});
+
+test("the upload takes exactly the single files Load Gaussians reads", { skip: python() ? false : "no Python with torch" }, () => {
+  // sharp_core's readable endings, less the loose SOG's meta.json (its WebP images can't come along)
+  const script = "import json; from sharp_core import FORMATS; " +
+    "print(json.dumps(sorted({e for f in FORMATS.values() if f.read for e in f.extensions})))";
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const readable = JSON.parse(execFileSync(python(), ["-c", script], { cwd: root, encoding: "utf8" }));
+  const single = readable.filter((e) => e !== "meta.json" && !(e.endsWith(".ply") && e !== ".ply"));
+  assert.deepEqual([...SPLAT_EXTENSIONS].sort(), single.sort());
+  for (const ending of readable.filter((e) => e !== "meta.json")) assert.equal(isSplatFile({ name: `s${ending}` }), true, ending);
 });
 
 test("the form sends the file as 'image' into input/ without overwriting", async () => {
@@ -83,10 +103,18 @@ test("uploadPly posts to /upload/image and selects the name the server chose", a
   assert.equal(init.body.get("type"), "input");
 });
 
+test("uploadPly takes an SPZ as it takes a PLY", async () => {
+  const widget = comboWidget([], "");
+  const server = fakeServer({ name: "scene.spz", subfolder: "", type: "input" });
+  assert.equal(await uploadPly(plyFile("scene.spz", "\x1f\x8b"), { fetchApi: server.fetchApi, widget }), "scene.spz");
+  assert.equal(server.requests[0].init.body.get("image").name, "scene.spz");
+});
+
 test("uploadPly refuses other files before sending anything", async () => {
   const widget = comboWidget();
   const server = fakeServer({ name: "x" });
-  await assert.rejects(uploadPly(plyFile("photo.png"), { fetchApi: server.fetchApi, widget }), /not a \.ply file/);
+  await assert.rejects(uploadPly(plyFile("photo.png"), { fetchApi: server.fetchApi, widget }),
+    /'photo\.png' is not a splat file Load Gaussians reads: choose one ending in \.ply, \.spz/);
   assert.equal(server.requests.length, 0);
   assert.equal(widget.value, "a.ply");
 });
