@@ -192,5 +192,5 @@ class SharpLoadGaussians:
 NODE_CLASS_MAPPINGS = {"SharpSaveGaussians": SharpSaveGaussians, "SharpLoadGaussians": SharpLoadGaussians}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SharpSaveGaussians": "Save Gaussians (PLY)",  # every format now; the title users know stays
-    "SharpLoadGaussians": "Load Gaussians (PLY)",
+    "SharpLoadGaussians": "Load Gaussians",
 }

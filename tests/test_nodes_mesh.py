@@ -82,7 +82,7 @@ def test_batch_formats_and_one_image_per_scene(comfy_base):
 def test_without_a_photo_the_splats_give_the_colours_and_a_loaded_scene_is_rendered(comfy_base):
     scene = smooth_scene()
     run(scene)  # colours rendered from the source camera
-    scene.depth = None  # as Load Gaussians (PLY) gives it: the depth comes from the render
+    scene.depth = None  # as Load Gaussians gives it: the depth comes from the render
     out = run(scene, edge_threshold=0.0)
     mesh = load(comfy_base / "output" / out["result"][0][0])
     assert 0 < mesh.vertices.shape[0] <= H * W

@@ -24,7 +24,7 @@ EXPECTED = {
     "SharpLoadImage": "Load Image (focal length)",
     "SharpRender": "SHARP Render",
     "SharpSaveGaussians": "Save Gaussians (PLY)",
-    "SharpLoadGaussians": "Load Gaussians (PLY)",
+    "SharpLoadGaussians": "Load Gaussians",
     "SharpEditGaussians": "Edit Gaussians",
     "SharpPreviewGaussians": "Preview Gaussians (SHARP)",
     "SharpToMesh": "SHARP to Mesh",
