@@ -135,12 +135,17 @@ export class DepthSorter {
     this.worker.postMessage({ append: this.positions.slice(3 * from, 3 * to), offset: from });
   }
 
-  sort(view, limit = this.count) {
+  /**
+   * Order splats [0, limit) back to front for `view`. `here`: sort on this thread even when a worker
+   * exists, for a small first sort that should not wait for the worker to start (a streamed file's
+   * first picture: 16 k splats sort in about a millisecond).
+   */
+  sort(view, limit = this.count, { here = false } = {}) {
     const id = this.nextId++;
     const out = this.spare;
     this.spare = null;
     limit = Math.max(0, Math.min(this.count, limit));
-    if (!this.worker) return Promise.resolve(this._sortHere(view, out, limit));
+    if (!this.worker || here) return Promise.resolve(this._sortHere(view, out, limit));
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, view, limit });
       const msg = { id, view: Array.from(view), limit, out };

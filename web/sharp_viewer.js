@@ -23,7 +23,7 @@ import {
 } from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
 import {
-  QUALITY_LEVELS, cameraViewDict, drawLimit, flyDelta, isFlyKey, nextCommit, readCameraViews, sanitizeState,
+  FIRST_PICTURE_SPLATS, QUALITY_LEVELS, cameraViewDict, drawLimit, flyDelta, isFlyKey, nextCommit, readCameraViews, sanitizeState,
   statsText, updateCameraViews,
 } from "./sharp_viewer_controls.js";
 
@@ -390,7 +390,8 @@ export class SplatViewer {
     const timing = { firstPictureMs: null, firstSplats: 0, completeMs: null };
     const stale = () => this.disposed || this.streamToken !== token;
     const picture = async () => {
-      await this.sortNow();
+      // the first, small picture sorts here: the worker may still be starting
+      await this.sortNow({ here: timing.firstPictureMs === null && this._drawLimit() <= FIRST_PICTURE_SPLATS });
       if (stale()) return;
       this._finishGPU();
       const ms = performance.now() - start;
@@ -517,14 +518,15 @@ export class SplatViewer {
   }
 
   /** Sort for the current view, then draw; resolves once that frame is drawn. */
-  async sortNow() {
+  /** Sort for the current view and draw. `here`: sort on this thread (see DepthSorter.sort). */
+  async sortNow({ here = false } = {}) {
     const sorter = this.sorter;
     if (!sorter) return;
     const view = this.currentView();
     const limit = this._drawLimit();
     let result;
     try {
-      result = await sorter.sort(this._depthRow(view.worldToCamera), limit);
+      result = await sorter.sort(this._depthRow(view.worldToCamera), limit, { here });
     } catch (err) {
       if (sorter !== this.sorter || this.disposed) return; // replaced by a newer load, or closed
       throw err;

@@ -101,6 +101,25 @@ test("DepthSorter falls back to the main thread where there is no Worker", async
   sorter.dispose();
 });
 
+test("DepthSorter sorts a first small prefix on this thread even with a worker (here: true)", async () => {
+  const n = 3000;
+  const positions = randomPositions(n, 5);
+  const sorter = new DepthSorter(positions, n, { useWorker: false });
+  const posted = [];
+  sorter.worker = { postMessage: (msg) => posted.push(msg), terminate() {} }; // a worker still starting
+  const view = [0, 0, 1, 0, 0.01];
+  const first = await sorter.sort(view, 1000, { here: true });
+  assert.equal(posted.length, 0, "nothing was sent to the worker");
+  checkOrder(positions.slice(0, 3000), 1000, view, first.order, first.visible);
+  const later = sorter.sort(view, n); // without `here` the worker sorts
+  assert.equal(posted.length, 1);
+  assert.equal(posted[0].limit, n);
+  sorter._settle({ id: posted[0].id, order: first.order, visible: 0, ms: 0 });
+  await later;
+  sorter.worker = null;
+  sorter.dispose();
+});
+
 test("renderer modules import without side effects (ComfyUI imports every web/*.js)", async () => {
   const viewer = await import("../../web/sharp_viewer.js");
   assert.equal(typeof viewer.SplatViewer, "function");
