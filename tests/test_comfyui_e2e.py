@@ -92,13 +92,14 @@ def server_problems(log: str, expected_errors: tuple[str, ...] = ()) -> list[str
     for i, line in enumerate(lines):
         if line.startswith(NODE_ERROR):
             excused = any(e in line for e in expected_errors)
-        elif not (line.startswith((" ", "Traceback")) or re.match(r"[\w.]+(Error|Exception): ", line)):
-            excused = False  # the traceback block has ended
+        elif not (not line.strip() or line.startswith((" ", "Traceback", "The above exception", "During handling"))
+                  or re.match(r"[\w.]+(Error|Exception): ", line)):
+            excused = False  # the traceback block (chained ones included) has ended
         if excused:
             continue
         ours = PACK_NAME in line and re.search(r"warn|error|cannot import|import failed", line, re.I)
         if ours or (i > started and "Traceback" in line):
-            bad.append("\n".join(lines[i:i + 12]))
+            bad.append("\n".join(lines[max(i - 1, 0):i + 12]))  # with the line naming the exception
     return bad
 
 
@@ -148,7 +149,9 @@ def session(request):
     with ComfyServer(root, settings) as server, Browser() as browser:
         info = open_front_end(server, browser, mode)
         yield info
-        problems = server_problems(server.log(), tuple(info["expected_errors"]))
+        log = server.log()
+        (artifacts_dir() / f"fe{info['version']}-{mode}-server.log").write_text(log)
+        problems = server_problems(log, tuple(info["expected_errors"]))
         assert not problems, "the server log reports:\n" + "\n---\n".join(problems)
 
 
@@ -354,10 +357,13 @@ def test_workflow_runs_in_the_real_front_end(session, workflow):
         shipped = by_id[int(node["id"])]["widgets_values"]
         assert node["saved"] == shipped, (
             f"{name}: node {node['id']} ({by_id[int(node['id'])]['type']}) saves {node['saved']} after loading {shipped}")
-    assert not page.evaluate("window.sharpE2E.dialogs()"), f"{name}: loading opened {page.evaluate('window.sharpE2E.dialogs()')}"
-
     types = {n["type"] for n in data["nodes"]}
     missing = [why for kind, why in NEEDS_MISSING_MODEL.items() if kind in types]
+    opened = page.evaluate("window.sharpE2E.dialogs()")
+    if missing:  # 1.5x rightly warns that the diffusion checkpoint is missing; nothing else may open
+        opened = [text for text in opened if "is missing" not in text]
+    assert not opened, f"{name}: loading opened {opened}"
+    page.evaluate("window.sharpE2E.closeDialogs()")
     if not missing:
         changes = {str(n["id"]): {k: v for k, v in LIGHTER[n["type"]].items()}
                    for n in data["nodes"] if n["type"] in LIGHTER}
