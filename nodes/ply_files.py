@@ -166,7 +166,8 @@ class SharpLoadGaussians:
         try:
             gaussians = load_gaussians(full)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"Cannot read {os.path.basename(full)} as a Gaussian splat file: {exc}") from exc
+            detail = str(exc).removeprefix(f"{full}: ")  # the reader names the file: once is enough
+            raise ValueError(f"Cannot read {os.path.basename(full)} as a Gaussian splat file: {detail}") from exc
         if gaussians.num_gaussians == 0:
             raise ValueError(f"{full} holds no splats: pick a file with Gaussians in it.")
         return (gaussians.to(mm.get_torch_device()),)

@@ -165,8 +165,14 @@ def test_load_ply_missing_or_not_a_ply(comfy_base):
     with pytest.raises(FileNotFoundError, match="not found"):
         LoadPly().load("", "gone.ply")
     (comfy_base / "input" / "junk.ply").write_bytes(b"this is not a ply file")
-    with pytest.raises(ValueError, match="Cannot read junk.ply as a Gaussian splat file"):
+    with pytest.raises(ValueError, match="Cannot read junk.ply as a Gaussian splat file") as caught:
         LoadPly().load("junk.ply")
+    assert str(caught.value).count("junk.ply") == 1, f"the file is named once: {caught.value}"
+    (comfy_base / "input" / "points.ply").write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nend_header\n\0\0\0\0")
+    with pytest.raises(ValueError, match="points.ply as a Gaussian splat file: PLY vertex element lacks") as caught:
+        LoadPly().load("points.ply")
+    assert str(caught.value).count("points.ply") == 1, f"the file is named once: {caught.value}"
     with pytest.raises(ValueError, match="No splat file chosen"):
         LoadPly().load("", "")
 
