@@ -126,11 +126,14 @@
       const graphCanvas = app.canvas.canvas, ds = app.canvas.ds;
       const box = graphCanvas.getBoundingClientRect();
       return nodes().filter((n) => /^(Preview3D|Load3D)/.test(n.type)).map((n) => {
+        // Nodes 2.0 draws the node as a DOM element of its own: its canvases are the node's
+        const element = document.querySelector(`[data-node-id="${n.id}"]`);
         const x = (n.pos[0] + ds.offset[0]) * ds.scale + box.left, y = (n.pos[1] + ds.offset[1]) * ds.scale + box.top;
         const w = n.size[0] * ds.scale, h = n.size[1] * ds.scale;
-        const inside = [...document.querySelectorAll("canvas")].filter((c) => c !== graphCanvas).map((c) => c.getBoundingClientRect())
-          .filter((r) => r.width > 50 && r.height > 50 && r.x + r.width / 2 > x && r.x + r.width / 2 < x + w
-                  && r.y + r.height / 2 > y && r.y + r.height / 2 < y + h)
+        const candidates = element ? [...element.querySelectorAll("canvas")] : [...document.querySelectorAll("canvas")];
+        const inside = candidates.filter((c) => c !== graphCanvas).map((c) => c.getBoundingClientRect())
+          .filter((r) => r.width > 50 && r.height > 50 && (element || (r.x + r.width / 2 > x && r.x + r.width / 2 < x + w
+                  && r.y + r.height / 2 > y && r.y + r.height / 2 < y + h)))
           .sort((a, b) => b.width * b.height - a.width * a.height);
         const r = inside[0];
         return { id: n.id, type: n.type, found: !!r, rect: r ? { x: r.x, y: r.y, w: r.width, h: r.height } : null };

@@ -237,6 +237,32 @@ def check_3d_node_got_our_mesh(session, holder: dict, name: str) -> None:
     assert len(mesh.faces) > 0 and len(mesh.vertices) > 0, f"{name}: {path.name} holds an empty mesh"
 
 
+def saved_videos(page, server) -> list[Path]:
+    """Files the run's executed events name with a video ending, as paths in the server's output/."""
+    found = []
+    for event in page.evaluate("window.sharpE2E.events"):
+        if event["type"] != "executed":
+            continue
+        for items in (event["detail"].get("output") or {}).values():
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and str(item.get("filename", "")).endswith((".mp4", ".webm")):
+                    found.append(server.base / item.get("type", "output") / item.get("subfolder", "") / item["filename"])
+    return found
+
+
+def video_frames(path: Path) -> dict:
+    """{frames, width, height} of a video, decoded with PyAV in the server's Python."""
+    import subprocess
+
+    from comfyui_server import comfyui_python
+
+    script = ("import av, json, sys\nc = av.open(sys.argv[1]); s = c.streams.video[0]\n"
+              "n = sum(1 for _ in c.decode(s))\nprint(json.dumps({'frames': n, 'width': s.width, 'height': s.height}))")
+    out = subprocess.run([comfyui_python(), "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{path.name} does not decode: {out.stderr[-500:]}"
+    return json.loads(out.stdout)
+
+
 def upload(server, name: str, data: bytes) -> str:
     """Put a file into the server's input folder through its upload route, as the UI does."""
     import urllib.request
@@ -346,7 +372,9 @@ def test_workflow_runs_in_the_real_front_end(session, workflow):
     name = f"fe{session['version']}-{session['mode']}-{workflow.stem}"
     data = json.loads(workflow.read_text())
     page.console.clear()
+    page.evaluate("window.sharpE2E.closeDialogs()")  # e.g. workflow 3's missing-model warning, shown late
     count = page.evaluate(f"window.sharpE2E.load({json.dumps(data)})")
+    time.sleep(2.0)  # 1.5x checks the workflow's models after loading and warns a moment later
     assert count == len(data["nodes"]), f"{name}: {count} nodes loaded of {len(data['nodes'])}"
     # every widget kept the value the file gives it (the front end maps widgets_values by position)
     loaded = page.evaluate("""app.graph._nodes.map((n) => ({id: n.id,
@@ -387,6 +415,14 @@ def test_workflow_runs_in_the_real_front_end(session, workflow):
             check_viewer(session, viewer, f"{name}-node{viewer['id']}")
         for holder in page.evaluate("window.sharpE2E.canvases3d()"):
             check_3d_node_got_our_mesh(session, holder, f"{name}-node{holder['id']}")
+        if "SaveVideo" in types:  # the video holds the frames asked for: per clip frame, or the path's
+            videos = saved_videos(page, server)
+            assert len(videos) == 1 and videos[0].is_file(), f"{name}: the run saved {videos}"
+            per_frame = "LoadVideo" in types
+            info = video_frames(videos[0])
+            expected = SHORT_CLIP_FRAMES if per_frame else LIGHTER["SharpRender"]["frames"]
+            assert info["frames"] == expected, f"{name}: {videos[0].name} has {info}, expected {expected} frames"
+            print(f"{name}: {videos[0].name} {info}")
     problems = our_console_problems(page)
     assert not problems, f"{name}: console messages from the pack:\n" + "\n".join(problems)
     if missing:
