@@ -130,11 +130,13 @@ def open_front_end(server, browser, mode: str) -> dict:
     page.evaluate(PAGE_JS)
     version = page.evaluate("window.sharpE2E.version()")
     if mode == "nodes2":
-        has_vue = page.evaluate(
-            f"!!(window.app.extensionManager?.setting?.settingsById ?? {{}})['{VUE_SETTING}'] || "
-            f"!!window.app.ui?.settings?.settingsLookup?.['{VUE_SETTING}']")
-        if not has_vue:
-            pytest.skip(f"front end {version} has no Nodes 2.0 mode ({VUE_SETTING})")
+        # Nodes 2.0 is a user setting from 1.3x on; 1.27 has the same id only as a hidden experiment
+        kind = page.evaluate(
+            f"((window.app.extensionManager?.setting?.settingsById ?? {{}})['{VUE_SETTING}'] "
+            f"?? window.app.ui?.settings?.settingsLookup?.['{VUE_SETTING}'])?.type ?? null")
+        if kind in (None, "hidden"):
+            pytest.skip(f"front end {version} has no Nodes 2.0 mode ({VUE_SETTING} is "
+                        f"{'a hidden experiment' if kind else 'absent'})")
         assert page.evaluate(f"window.app.extensionManager.setting.get('{VUE_SETTING}')") is True
     return {"server": server, "page": page, "version": version, "mode": mode, "expected_errors": []}
 
@@ -458,5 +460,10 @@ def test_our_meshes_open_in_core_load_3d(session, color_mode):
         file.callback?.(file.value);
         return node.id;
     }})()""")
-    holder = next(h for h in page.evaluate("window.sharpE2E.canvases3d()") if str(h["id"]) == str(node_id))
+    deadline = time.monotonic() + 30
+    while True:  # Nodes 2.0 mounts the node's DOM (and its three.js canvas) a moment after it is added
+        holder = next(h for h in page.evaluate("window.sharpE2E.canvases3d()") if str(h["id"]) == str(node_id))
+        if holder["found"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     check_3d_canvas(session, holder, f"fe{session['version']}-{session['mode']}-load3d-{color_mode.split()[0]}")
