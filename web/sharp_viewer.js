@@ -378,7 +378,8 @@ export class SplatViewer {
    * Files are stored most visible first, so the first FIRST_PICTURE_SPLATS records already make a
    * coarse picture; more is drawn at each doubling, all of it once the file is complete.
    * Resolves after the complete scene is drawn; `timing` then holds firstPictureMs (from this
-   * call, the response having arrived, to the first picture on the GPU), firstSplats and completeMs.
+   * call, the response having arrived, to the first picture on the GPU), firstDataMs (to its
+   * records being decoded and uploaded, before sorting and drawing), firstSplats and completeMs.
    */
   async loadStream(source) {
     if (!this.supported || this.disposed) return;
@@ -387,7 +388,7 @@ export class SplatViewer {
     this.streamToken = token;
     const reader = (source.body ?? source).getReader();
     const assembler = new PreviewAssembler();
-    const timing = { firstPictureMs: null, firstSplats: 0, completeMs: null };
+    const timing = { firstDataMs: null, firstPictureMs: null, firstSplats: 0, completeMs: null };
     const stale = () => this.disposed || this.streamToken !== token;
     const picture = async () => {
       // the first, small picture sorts here: the worker may still be starting
@@ -414,7 +415,10 @@ export class SplatViewer {
       const n = nextCommit(assembler.loadedSplats, this.committed, assembler.header.count, false);
       if (!n) continue;
       this._commit(n);
-      if (timing.firstPictureMs === null) await picture();
+      if (timing.firstPictureMs === null) {
+        timing.firstDataMs = performance.now() - start; // records decoded and on the GPU, not yet drawn
+        await picture();
+      }
       else this.requestDraw();
       if (stale()) return;
     }
