@@ -12,8 +12,9 @@ must match the viewer's own screenshot of that view:
 A 1,179,648-splat preview sent at about 50 MB/s (1 MB every 20 ms) draws a coarse picture from its
 first 16,384 records (the most visible: 78 % of the pixels covered, as many as the full scene)
 before the file is complete, then the whole scene; the times are printed, not asserted (first
-picture 1.6 s after the response, complete 22 s, in SwiftShader on 2 cores shared with a load
-average of 20; `python -m benchmarks.viewer` gives the frame times).
+picture 448 ms after the response, complete 6.5 s, in SwiftShader on 2 quiet cores; the records are
+ready after about 25 ms, the rest is software rasterization; `python -m benchmarks.viewer` gives the
+frame times).
 The viewer's state (background, quality, view) restored into a new viewer gives the same picture.
 """
 

@@ -23,8 +23,8 @@ import {
 } from "./sharp_preview_format.js";
 import { DepthSorter } from "./sharp_sort.js";
 import {
-  FIRST_PICTURE_SPLATS, QUALITY_LEVELS, cameraViewDict, drawLimit, flyDelta, isFlyKey, nextCommit, readCameraViews, sanitizeState,
-  statsText, updateCameraViews,
+  FIRST_PICTURE_SPLATS, QUALITY_LEVELS, cameraViewDict, drawLimit, flyDelta, isFlyKey, nextCommit, readCameraViews,
+  sanitizeState, statsText, updateCameraViews,
 } from "./sharp_viewer_controls.js";
 
 const TEXTURE_WIDTH = 4096;
@@ -418,8 +418,9 @@ export class SplatViewer {
       if (timing.firstPictureMs === null) {
         timing.firstDataMs = performance.now() - start; // records decoded and on the GPU, not yet drawn
         await picture();
+      } else {
+        this.requestDraw();
       }
-      else this.requestDraw();
       if (stale()) return;
     }
     assembler.finish();
@@ -521,8 +522,8 @@ export class SplatViewer {
     this.requestDraw();
   }
 
-  /** Sort for the current view, then draw; resolves once that frame is drawn. */
-  /** Sort for the current view and draw. `here`: sort on this thread (see DepthSorter.sort). */
+  /** Sort for the current view, then draw; resolves once that frame is drawn. `here`: sort on this
+   *  thread (see DepthSorter.sort). */
   async sortNow({ here = false } = {}) {
     const sorter = this.sorter;
     if (!sorter) return;
