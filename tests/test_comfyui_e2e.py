@@ -252,17 +252,23 @@ def saved_videos(page, server) -> list[Path]:
     return found
 
 
-def video_frames(path: Path) -> dict:
-    """{frames, width, height} of a video, decoded with PyAV in the server's Python."""
+def run_pyav(script: str, *args: str, what: str) -> str:
+    """Run `script` (reads sys.argv) in the server's Python, which has PyAV for ComfyUI's video nodes;
+    returns its standard output."""
     import subprocess
 
     from comfyui_server import comfyui_python
 
+    out = subprocess.run([comfyui_python(), "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{what} failed: {out.stderr[-500:]}"
+    return out.stdout
+
+
+def video_frames(path: Path) -> dict:
+    """{frames, width, height} of a video, decoded with PyAV."""
     script = ("import av, json, sys\nc = av.open(sys.argv[1]); s = c.streams.video[0]\n"
               "n = sum(1 for _ in c.decode(s))\nprint(json.dumps({'frames': n, 'width': s.width, 'height': s.height}))")
-    out = subprocess.run([comfyui_python(), "-c", script, str(path)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{path.name} does not decode: {out.stderr[-500:]}"
-    return json.loads(out.stdout)
+    return json.loads(run_pyav(script, str(path), what=f"decoding {path.name}"))
 
 
 def upload(server, name: str, data: bytes) -> str:
@@ -283,26 +289,24 @@ SHORT_CLIP = "sharp_e2e_short_clip.mp4"
 SHORT_CLIP_FRAMES = 3
 
 
-def upload_short_clip(server) -> str:
+def short_clip_in_input(server) -> str:
     """The example clip's first frames as an MP4 in the server's input/: 24 frames through SHARP
-    Predict take longer on two CPU cores than a run may, and three test the same per-frame path.
-    Written with PyAV from the server's own Python (ComfyUI's video nodes need it there)."""
-    from comfyui_server import comfyui_python
-    import subprocess
-
+    Predict take longer on two CPU cores than a run may, and three test the same per-frame path."""
     target = server.base / "input" / SHORT_CLIP
     if not target.is_file():
         script = (
             "import av, sys\n"
             "src = av.open(sys.argv[1]); stream = src.streams.video[0]\n"
-            "out = av.open(sys.argv[2], 'w'); o = out.add_stream('libx264', rate=12)\n"
+            "out = av.open(sys.argv[2], 'w', format='mp4'); o = out.add_stream('libx264', rate=12)\n"
             "o.width, o.height, o.pix_fmt = stream.width, stream.height, 'yuv420p'\n"
             "for i, frame in enumerate(src.decode(stream)):\n"
             "    if i == int(sys.argv[3]): break\n"
             "    out.mux(o.encode(frame.reformat(format='yuv420p')))\n"
             "out.mux(o.encode()); out.close()\n")
-        subprocess.run([comfyui_python(), "-c", script, str(REPO / "examples" / "sharp_example_cat_clip.mp4"),
-                        str(target), str(SHORT_CLIP_FRAMES)], check=True, timeout=120)
+        partial = target.with_name(target.name + ".part")  # the server lists input/: no half-written clip there
+        run_pyav(script, str(REPO / "examples" / "sharp_example_cat_clip.mp4"), str(partial), str(SHORT_CLIP_FRAMES),
+                 what="cutting the example clip")
+        partial.replace(target)
     return SHORT_CLIP
 
 
@@ -403,7 +407,7 @@ def test_workflow_runs_in_the_real_front_end(session, workflow):
             changes[node_id] = {k: v for k, v in values.items() if k in have}
         for node in data["nodes"]:
             if node["type"] == "LoadVideo":
-                changes[str(node["id"])] = {"file": upload_short_clip(server)}
+                changes[str(node["id"])] = {"file": short_clip_in_input(server)}
         page.evaluate(f"window.sharpE2E.setWidgets({json.dumps(changes)})")
         result = page.evaluate(f"window.sharpE2E.run({RUN_TIMEOUT_S * 1000})", timeout_s=RUN_TIMEOUT_S + 30)
         assert result["status"] == "execution_success", (
